@@ -1,0 +1,1 @@
+"""Data sources, builders and embedded corpora."""
