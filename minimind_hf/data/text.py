@@ -242,8 +242,18 @@ def _finish(tokenized, report: ValidationReport | None):
 
 
 def to_trl_preference(example: dict) -> dict:
-    """Canonical DPO record -> TRL conversational preference example."""
-    return {key: chat_messages(example[key]) for key in ("prompt", "chosen", "rejected")}
+    """Canonical DPO record -> TRL conversational preference example.
+
+    A pair with reasoning is rendered with thinking on (``chat_template_kwargs``, which TRL
+    passes to the template): the prompt then ends ``<|im_start|>assistant\\n`` and both
+    completions start with their full think block (empty or not). With thinking off the
+    prompt would end in the empty think block, which is not a prefix of a reasoning reply,
+    and TRL would cut both at ``<think>\\n`` mid-block.
+    """
+    out = {key: chat_messages(example[key]) for key in ("prompt", "chosen", "rejected")}
+    thinking = any(m["reasoning_content"] for key in ("chosen", "rejected") for m in example[key])
+    out["chat_template_kwargs"] = {"enable_thinking": thinking}
+    return out
 
 
 def build_dpo_dataset(dataset):

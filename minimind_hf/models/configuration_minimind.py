@@ -87,7 +87,7 @@ class MiniMindConfig(PreTrainedConfig):
     num_shared_experts: int = 0
     moe_intermediate_size: int | None = None
     norm_topk_prob: bool = True
-    router_aux_loss_coef: float = 0.01
+    router_aux_loss_coef: float | None = None  # 0.01 for MoE models, 0 for dense ones
     output_router_logits: bool = False
     pad_token_id: int | None = 0
     bos_token_id: int | None = 1
@@ -104,6 +104,9 @@ class MiniMindConfig(PreTrainedConfig):
             self.head_dim = self.hidden_size // self.num_attention_heads
         if self.intermediate_size is None:
             self.intermediate_size = minimind_intermediate_size(self.hidden_size)
+        if self.router_aux_loss_coef is None:
+            # Dense models declare no aux loss (TRL keys its MoE handling off this value).
+            self.router_aux_loss_coef = 0.01 if self.use_moe else 0.0
         if self.moe_intermediate_size is None:
             self.moe_intermediate_size = self.intermediate_size
         if self.inference_rope_scaling and not (kwargs.get("rope_scaling") or self.rope_parameters):

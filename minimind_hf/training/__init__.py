@@ -1,0 +1,1 @@
+"""Training stages driven by YAML recipes (see scripts/train.py)."""

@@ -1,0 +1,113 @@
+"""`scripts/train.py RECIPE.yaml [--key value ...]`: parse the recipe, run its stage."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from .args import (
+    STAGES,
+    AdapterArguments,
+    DataArguments,
+    DistillArguments,
+    ModelArguments,
+    RecipeError,
+    read_recipe,
+    split_recipe,
+)
+
+USAGE = "usage: accelerate launch scripts/train.py RECIPE.yaml [--key value ...]"
+
+
+def stage_defaults(stage: str) -> dict:
+    """Defaults under the recipe: MiniMind's schedule, CPU-safe numerics, our collators' columns."""
+    on_gpu = torch.cuda.is_available()
+    defaults = {
+        "lr_scheduler_type": "cosine_with_min_lr",
+        "lr_scheduler_kwargs": {"min_lr_rate": 0.1},  # cosine decay to 10% of the peak, as MiniMind
+        "report_to": "none",
+        "logging_steps": 10,
+        "save_strategy": "no",
+        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+        "activation_checkpointing": False,  # TRL's DPOConfig would default it on
+        "remove_unused_columns": False,  # packed rows carry seq_lengths for the collator
+        "use_cpu": not on_gpu,
+    }
+    if stage == "lora":
+        defaults.update(use_lora=True, tune_llm=False)
+    if stage == "dpo":
+        defaults.pop("remove_unused_columns")  # DPOTrainer manages its own columns
+    return defaults
+
+
+def training_args_class(stage: str):
+    if stage == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig
+    from transformers import TrainingArguments
+
+    return TrainingArguments
+
+
+def parse(path: str, overrides: list[str]):
+    from .stages import StageInputs
+
+    recipe = read_recipe(path, overrides)
+    stage = recipe.get("stage")
+    if stage not in STAGES:
+        raise RecipeError(f"{path}: `stage` must be one of {', '.join(STAGES)} (got {stage!r})")
+    defaults = stage_defaults(stage)
+    if "gradient_checkpointing" in recipe:  # the deprecated alias only applies when the new name is unset
+        defaults.pop("activation_checkpointing")
+    merged = {**defaults, **recipe}
+    types = (ModelArguments, DataArguments, AdapterArguments, DistillArguments, training_args_class(stage))
+    model_args, data_args, adapter_args, distill_args, training_args = split_recipe(merged, types)
+    if stage == "lora" and not adapter_args.use_lora:
+        raise RecipeError("stage 'lora' with use_lora=false: use stage 'sft' for full fine-tuning")
+    return StageInputs(stage, model_args, data_args, adapter_args, distill_args, training_args)
+
+
+def validate(inputs) -> None:
+    """Checks that need no data or model: fail before anything heavy is built."""
+    from .common import require_model_path
+    from .stages import check_adapter_flags
+
+    check_adapter_flags(inputs.adapter_args)
+    if inputs.stage != "pretrain" or inputs.model_args.model_name_or_path:
+        require_model_path(inputs.model_args, inputs.stage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    from ..data.sources import DataError
+    from .stages import STAGE_RUNNERS
+
+    try:
+        inputs = parse(argv[0], argv[1:])
+        validate(inputs)
+        STAGE_RUNNERS[inputs.stage](inputs)
+    except (RecipeError, DataError) as error:  # user mistakes: one clear line, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run() -> None:
+    """Console entry: exit without interpreter teardown after DeepSpeed, which sometimes
+    aborts at exit ("terminate called without an active exception") after a saved run."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "deepspeed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        os._exit(code)
+    sys.exit(code)

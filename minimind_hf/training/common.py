@@ -1,0 +1,155 @@
+"""Pieces every stage shares: tokenizer, starting model, data, checkpoints, final folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..data.sources import DataSource, ValidationReport, load_records
+from .args import DataArguments, ModelArguments, RecipeError
+
+EMBEDDED_PREFIX = "embedded:"
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("MINIMIND_HF_HOME", Path.home() / ".cache" / "minimind_hf"))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def resolve_sources(entries: list, seed: int) -> list:
+    """`embedded:NAME` -> the built-in data file (written on first use); `$VARS` and `~` expanded."""
+    resolved = []
+    for entry in entries:
+        path = entry.get("path") if isinstance(entry, dict) else entry
+        if isinstance(path, str) and not path.startswith(EMBEDDED_PREFIX):
+            # Recipes name data under a user-set folder: $MINIMIND_DATA/sft_t2t_mini.jsonl
+            expanded = os.path.expanduser(os.path.expandvars(path))
+            if "$" in expanded:
+                raise RecipeError(f"data path {path}: environment variable not set")
+            entry = {**entry, "path": expanded} if isinstance(entry, dict) else expanded
+            path = expanded
+        if isinstance(path, str) and path.startswith(EMBEDDED_PREFIX):
+            from ..data.synthetic import write_embedded_datasets
+
+            files = write_embedded_datasets(cache_home() / "embedded" / f"seed{seed}", seed=seed)
+            name = path[len(EMBEDDED_PREFIX):]
+            if name not in files:
+                raise RecipeError(f"unknown embedded data set {path!r}; available: {', '.join(sorted(files))}")
+            path = str(files[name])
+            entry = {**entry, "path": path} if isinstance(entry, dict) else path
+        resolved.append(DataSource(**entry) if isinstance(entry, dict) else entry)
+    return resolved
+
+
+def load_split(data_args: DataArguments, files: list, kind: str, seed: int):
+    if not files:
+        return None, ValidationReport(kind)
+    return load_records(resolve_sources(files, seed), kind, skip_invalid=data_args.skip_invalid, seed=seed)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def require_model_path(model_args: ModelArguments, stage: str) -> str:
+    path = model_args.model_name_or_path
+    if not path:
+        raise RecipeError(f"stage {stage!r} needs model_name_or_path (the model to start from)")
+    # A missing folder that a previous recipe should have produced (or an explicit relative /
+    # absolute path) is a local mistake, not a hub id to look up.
+    if not Path(path).exists() and (model_args.previous_recipe or path.startswith((".", "/", "~"))):
+        hint = (
+            f": run `accelerate launch scripts/train.py {model_args.previous_recipe}` first"
+            if model_args.previous_recipe
+            else ""
+        )
+        raise RecipeError(f"starting model folder {path} not found{hint}")
+    return path
+
+
+def load_tokenizer_for(model_args: ModelArguments):
+    from ..tokenizer import load_tokenizer
+
+    name = model_args.tokenizer_name_or_path
+    if name is None and model_args.model_name_or_path and (Path(model_args.model_name_or_path) / "tokenizer_config.json").exists():
+        name = model_args.model_name_or_path
+    return load_tokenizer(name)
+
+
+def build_model(model_args: ModelArguments, tokenizer, stage: str):
+    """A fresh model from a preset (pretrain without a start), else the named folder."""
+    from transformers import AutoModelForCausalLM
+
+    from .. import MiniMindForCausalLM, preset_config
+
+    attn = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
+    if stage == "pretrain" and not model_args.model_name_or_path:
+        overrides = dict(model_args.model_config)
+        overrides.setdefault("pad_token_id", tokenizer.pad_token_id)
+        overrides.setdefault("bos_token_id", tokenizer.bos_token_id)
+        overrides.setdefault("eos_token_id", tokenizer.eos_token_id)
+        config = preset_config(model_args.preset or "tiny", **overrides)
+        if len(tokenizer) > config.vocab_size:
+            raise RecipeError(f"tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}")
+        model = MiniMindForCausalLM(config)
+        if model_args.attn_implementation:
+            model.set_attn_implementation(model_args.attn_implementation)
+        return model
+    if model_args.preset or model_args.model_config:
+        raise RecipeError("preset / model_config only apply to a fresh pretraining model; remove them or model_name_or_path")
+    path = require_model_path(model_args, stage)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **attn)
+
+
+def set_generation_defaults(model, tokenizer) -> None:
+    """The end-of-turn token stops generation; pad is the tokenizer's."""
+    config = model.generation_config
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    config.bos_token_id = tokenizer.bos_token_id
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def resolve_resume(value: str | None, output_dir: str) -> str | None:
+    """`auto` -> the newest complete checkpoint in output_dir (or None to start fresh)."""
+    if not value:
+        return None
+    if value != "auto":
+        if not Path(value).is_dir():
+            raise RecipeError(f"resume_from_checkpoint {value} is not a folder")
+        return value
+    checkpoints = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        step = path.name.split("-")[-1]
+        # "Complete" = the trainer state was written, which happens last when saving.
+        if step.isdigit() and (path / "trainer_state.json").exists():
+            checkpoints.append((int(step), path))
+    return str(max(checkpoints)[1]) if checkpoints else None
+
+
+# ----------------------------------------------------------------------------- final folder
+
+
+def write_run_info(trainer, output_dir: str, stage: str, report: ValidationReport | None) -> None:
+    """A small record of how the run went: tests and users read world size and data counts here."""
+    args = trainer.args
+    info = {
+        "stage": stage,
+        "world_size": args.world_size,
+        "distributed_type": str(trainer.accelerator.distributed_type),
+        "deepspeed": bool(trainer.is_deepspeed_enabled),
+        "global_step": trainer.state.global_step,
+        "train_loss_first": next((h["loss"] for h in trainer.state.log_history if "loss" in h), None),
+        "train_loss_last": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
+    }
+    if report is not None:
+        info["data"] = report.to_dict()
+    if trainer.is_world_process_zero():
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        Path(output_dir, "run_info.json").write_text(json.dumps(info, indent=2))
