@@ -36,7 +36,10 @@ def load(tmp_path, sources, kind, **kwargs):
 def load_one(tmp_path, record, kind, name="data.jsonl"):
     dataset, report = load(tmp_path, write_jsonl(tmp_path / name, [record]), kind)
     assert len(dataset) == 1 and report.kept == 1
-    return dataset[0]
+    row = dataset[0]
+    if kind == "sft":  # every SFT record remembers where it came from
+        assert row.pop("location") == f"{tmp_path / name}:1"
+    return row
 
 
 USER_ASSISTANT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
@@ -381,7 +384,7 @@ def test_parquet_and_csv(tmp_path):
         load(tmp_path, parquet, "sft")
     assert str(caught.value) == f"{parquet}:row 1: empty content in 'conversations[1]' (assistant)"
     dataset, report = load(tmp_path, parquet, "sft", skip_invalid=True)
-    assert dataset[0] == {**CANONICAL_SFT, "id": "7"} and report.skipped_by_reason == Counter({S.EMPTY_CONTENT: 1})
+    assert {k: v for k, v in dataset[0].items() if k != "location"} == {**CANONICAL_SFT, "id": "7"} and report.skipped_by_reason == Counter({S.EMPTY_CONTENT: 1})
 
     csv_path = tmp_path / "prefs.csv"
     csv_path.write_text('prompt,chosen,rejected\nQ,good,"bad, with comma"\nQ,,bad\n', encoding="utf-8-sig")

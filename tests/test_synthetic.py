@@ -32,7 +32,7 @@ def read_jsonl(path):
 
 def test_same_seed_same_bytes_and_idempotent(tmp_path, embedded):
     again = S.write_embedded_datasets(tmp_path / "again", seed=0, per_kind=50, eval_per_kind=20)
-    assert set(again) == {"pretrain_train", "pretrain_eval", "sft_train", "sft_eval", "dpo_train", "dpo_eval"}
+    assert set(again) == set(S.EMBEDDED_NAMES)
     for name, path in embedded.items():
         assert again[name].read_bytes() == path.read_bytes(), name
         assert path.stat().st_size > 0
@@ -74,6 +74,14 @@ def test_held_out_problems_never_in_training(kind):
     assert train_problems == {p.text for p in train}  # one pass covers every training problem once
     assert {r["problem"] for r in held_records} == {p.text for p in held_out}
     assert not train_problems & {r["problem"] for r in held_records}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_held_out_answer_is_also_a_training_answer(seed):
+    for kind in S.KINDS:
+        train, held_out = S.split_problems(kind, seed=seed)
+        assert {p.answer for p in held_out} <= {p.answer for p in train}, kind
+    assert S.Problem("add1", (0, 0)) in S.split_problems("add1", seed=1)[0]  # the only sum of 0
 
 
 def test_followups_only_use_training_facts():

@@ -4,7 +4,8 @@ Every supported input format becomes one canonical record per kind (a later buil
 tokenises these; nothing here knows about tokens):
 
 * ``pretrain``: ``{"text": str}``
-* ``sft``: ``{"messages": [MESSAGE, ...], "tools": str, "images": str, "id": str}``
+* ``sft``: ``{"messages": [MESSAGE, ...], "tools": str, "images": str, "id": str, "location": str}``
+  (``location`` is ``FILE:LINE`` / ``FILE:record N``, for messages from later stages)
 * ``dpo``: ``{"prompt": [MESSAGE, ...], "chosen": [MESSAGE, ...], "rejected": [MESSAGE, ...]}``
   (TRL's conversational preference format)
 
@@ -56,7 +57,7 @@ SHAREGPT_ROLES = {
     "system": "system", "tool": "tool", "observation": "tool", "function_call": "assistant",
 }
 FILE_TYPES = (".jsonl", ".json", ".parquet", ".csv")
-CACHE_VERSION = 1  # bump when normalisation changes so old Arrow caches are not reused
+CACHE_VERSION = 2  # bump when normalisation changes so old Arrow caches are not reused
 
 # Reasons a record is rejected; the keys of ValidationReport's skip counters.
 MALFORMED_JSON = "malformed JSON"
@@ -391,12 +392,15 @@ NORMALISERS: dict[str, Callable[[dict], dict]] = {
 }
 
 
-def normalise_record(record: Any, kind: str) -> dict:
-    """Canonical form of one raw record; raises DataValidationError (location ``<record>``)."""
+def normalise_record(record: Any, kind: str, location: str = "<record>") -> dict:
+    """Canonical form of one raw record; raises DataValidationError naming ``location``."""
     try:
-        return _normalise(record, kind)
+        out = _normalise(record, kind)
     except _Invalid as bad:
-        raise DataValidationError("<record>", bad.reason, bad.detail) from None
+        raise DataValidationError(location, bad.reason, bad.detail) from None
+    if kind == "sft":
+        out["location"] = location
+    return out
 
 
 def _normalise(record: Any, kind: str) -> dict:
@@ -430,7 +434,7 @@ def features(kind: str):
     message = List({name: text for name in ("role", "content", "reasoning_content", "tool_calls", "name")})
     return Features({
         "pretrain": {"text": text},
-        "sft": {"messages": message, "tools": text, "images": text, "id": text},
+        "sft": {"messages": message, "tools": text, "images": text, "id": text, "location": text},
         "dpo": {"prompt": message, "chosen": message, "rejected": message},
     }[kind])
 
@@ -625,6 +629,8 @@ def _validated(name: str, records: Iterator, kind: str, skip_invalid: bool, repo
             report.skip(name, error)
             continue
         entry.kept += 1
+        if kind == "sft":  # later stages (images, truncation) name records by where they came from
+            record["location"] = location
         yield record
 
 

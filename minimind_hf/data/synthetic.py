@@ -151,10 +151,21 @@ def _followups() -> list[Problem]:
 
 
 def _split(problems: list[Problem], held_out_fraction: float, rng: random.Random) -> tuple[list, list]:
+    """Hold out a random share of problems, but never the last one with a given answer:
+    no model can be expected to produce a number it never saw as an answer (0 = 0 + 0 only)."""
     shuffled = problems[:]
     rng.shuffle(shuffled)
     n = max(1, round(len(shuffled) * held_out_fraction))
-    return sorted(shuffled[n:]), sorted(shuffled[:n])
+    left = Counter(p.answer for p in shuffled)
+    held_out = []
+    for problem in shuffled:
+        if len(held_out) == n:
+            break
+        if left[problem.answer] > 1:
+            left[problem.answer] -= 1
+            held_out.append(problem)
+    chosen = set(held_out)
+    return sorted(p for p in problems if p not in chosen), sorted(held_out)
 
 
 def split_problems(kind: str, seed: int = 0, held_out_fraction: float = 0.2) -> tuple[list[Problem], list[Problem]]:
@@ -269,10 +280,14 @@ def write_jsonl(path: str | Path, records: list[dict]) -> Path:
     if path.exists() and path.read_bytes() == data:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: ranks may write at once
     tmp.write_bytes(data)
     os.replace(tmp, path)  # atomic: a reader never sees half a file
     return path
+
+
+# The files write_embedded_datasets writes (recipes name them `embedded:NAME`).
+EMBEDDED_NAMES = ("pretrain_train", "pretrain_eval", "sft_train", "sft_eval", "dpo_train", "dpo_eval")
 
 
 def write_embedded_datasets(out_dir: str | Path, seed: int = 0, kinds=KINDS, per_kind: int = 1000,

@@ -125,15 +125,19 @@ def _maybe_add_system(messages: list[dict], rng: random.Random, options: SFTOpti
     return messages
 
 
-def tokenize_sft_batch(batch: dict, indices: list[int], tokenizer, options: SFTOptions) -> dict:
+def encode_chats(chats: list[list[dict]], tools: list[str], indices: list[int], tokenizer, options: SFTOptions):
+    """Render and tokenise conversations (apply_chat_template-style messages), untruncated.
+
+    Returns one (input_ids, labels) pair of int64 arrays per conversation.
+    """
     import json
 
     header = tokenizer.bos_token + "assistant\n"
     texts, all_spans = [], []
-    for messages, tools, index in zip(batch["messages"], batch["tools"], indices):
+    for chat, tool_list, index in zip(chats, tools, indices):
         rng = random.Random(f"{options.seed}:{index}")  # deterministic per record, any num_proc
-        chat = _maybe_add_system(chat_messages(messages), rng, options)
-        text, spans = render_with_spans(tokenizer, chat, json.loads(tools) if tools else None)
+        chat = _maybe_add_system(chat, rng, options)
+        text, spans = render_with_spans(tokenizer, chat, json.loads(tool_list) if tool_list else None)
         if options.empty_think_keep_ratio < 1.0 and rng.random() >= options.empty_think_keep_ratio:
             text, spans = drop_empty_think(text, spans, header)
         if options.last_turn_only:
@@ -142,11 +146,18 @@ def tokenize_sft_batch(batch: dict, indices: list[int], tokenizer, options: SFTO
         all_spans.append(spans)
 
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    out = {"input_ids": [], "labels": [], "num_supervised": [], "truncated": []}
+    rows = []
     for ids, offsets, spans in zip(encoded["input_ids"], encoded["offset_mapping"], all_spans):
         mask = token_mask(np.asarray(offsets, dtype=np.int64).reshape(-1, 2), spans)
         ids = np.asarray(ids, dtype=np.int64)
-        labels = np.where(mask, ids, -100)
+        rows.append((ids, np.where(mask, ids, -100)))
+    return rows
+
+
+def tokenize_sft_batch(batch: dict, indices: list[int], tokenizer, options: SFTOptions) -> dict:
+    chats = [chat_messages(messages) for messages in batch["messages"]]
+    out = {"input_ids": [], "labels": [], "num_supervised": [], "truncated": []}
+    for ids, labels in encode_chats(chats, batch["tools"], indices, tokenizer, options):
         truncated = len(ids) > options.max_length
         ids, labels = ids[: options.max_length], labels[: options.max_length]
         out["input_ids"].append(ids.tolist())

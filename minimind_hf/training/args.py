@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("pretrain", "sft", "lora", "dpo", "distill")
+STAGES = ("pretrain", "sft", "lora", "dpo", "distill", "vlm_pretrain", "vlm_sft")
+VISION_STAGES = ("vlm_pretrain", "vlm_sft")
 
 
 @dataclass
@@ -68,6 +69,23 @@ class DistillArguments:
     teacher_model_name_or_path: str | None = None
     distill_alpha: float = 0.5  # weight of the hard-label CE; (1 - alpha) on the KL to the teacher
     distill_temperature: float = 1.0
+
+
+@dataclass
+class VisionArguments:
+    """MiniMind-V: the tower, the projector and where images live."""
+
+    vision_tower_name_or_path: str | None = field(
+        default=None, metadata={"help": "Pretrained vision model (CLIP, SigLIP ...); empty: vision_config."}
+    )
+    vision_config: dict = field(default_factory=dict, metadata={"help": "A tower config (random init) when no path."})
+    projector_type: str = "mlp"
+    token_reduction: str = "none"
+    reduction_factor: int = 2
+    vision_feature_layer: int = -1
+    images_root: str | None = field(default=None, metadata={"help": "Folder that relative image paths start from."})
+    train_llm_last_n_layers: int = field(default=0, metadata={"help": "vlm_pretrain: also train the last N LLM layers."})
+    tune_projector: bool = True
 
 
 class RecipeError(ValueError):

@@ -9,11 +9,13 @@ import torch
 
 from .args import (
     STAGES,
+    VISION_STAGES,
     AdapterArguments,
     DataArguments,
     DistillArguments,
     ModelArguments,
     RecipeError,
+    VisionArguments,
     read_recipe,
     split_recipe,
 )
@@ -37,6 +39,8 @@ def stage_defaults(stage: str) -> dict:
     }
     if stage == "lora":
         defaults.update(use_lora=True, tune_llm=False)
+    if stage == "vlm_pretrain":
+        defaults.update(tune_llm=False)  # the projector learns; LLM and tower stay frozen
     if stage == "dpo":
         defaults.pop("remove_unused_columns")  # DPOTrainer manages its own columns
     return defaults
@@ -63,11 +67,11 @@ def parse(path: str, overrides: list[str]):
     if "gradient_checkpointing" in recipe:  # the deprecated alias only applies when the new name is unset
         defaults.pop("activation_checkpointing")
     merged = {**defaults, **recipe}
-    types = (ModelArguments, DataArguments, AdapterArguments, DistillArguments, training_args_class(stage))
-    model_args, data_args, adapter_args, distill_args, training_args = split_recipe(merged, types)
+    types = (ModelArguments, DataArguments, AdapterArguments, DistillArguments, VisionArguments, training_args_class(stage))
+    model_args, data_args, adapter_args, distill_args, vision_args, training_args = split_recipe(merged, types)
     if stage == "lora" and not adapter_args.use_lora:
         raise RecipeError("stage 'lora' with use_lora=false: use stage 'sft' for full fine-tuning")
-    return StageInputs(stage, model_args, data_args, adapter_args, distill_args, training_args)
+    return StageInputs(stage, model_args, data_args, adapter_args, distill_args, training_args, vision_args)
 
 
 def validate(inputs) -> None:
@@ -75,7 +79,7 @@ def validate(inputs) -> None:
     from .common import require_model_path
     from .stages import check_adapter_flags
 
-    check_adapter_flags(inputs.adapter_args)
+    check_adapter_flags(inputs.adapter_args, allow_frozen_llm=inputs.stage in VISION_STAGES)
     if inputs.stage != "pretrain" or inputs.model_args.model_name_or_path:
         require_model_path(inputs.model_args, inputs.stage)
 

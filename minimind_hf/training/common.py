@@ -34,16 +34,26 @@ def resolve_sources(entries: list, seed: int) -> list:
             entry = {**entry, "path": expanded} if isinstance(entry, dict) else expanded
             path = expanded
         if isinstance(path, str) and path.startswith(EMBEDDED_PREFIX):
-            from ..data.synthetic import write_embedded_datasets
-
-            files = write_embedded_datasets(cache_home() / "embedded" / f"seed{seed}", seed=seed)
-            name = path[len(EMBEDDED_PREFIX):]
-            if name not in files:
-                raise RecipeError(f"unknown embedded data set {path!r}; available: {', '.join(sorted(files))}")
-            path = str(files[name])
+            path = embedded_path(path, seed)
             entry = {**entry, "path": path} if isinstance(entry, dict) else path
         resolved.append(DataSource(**entry) if isinstance(entry, dict) else entry)
     return resolved
+
+
+def embedded_path(name: str, seed: int) -> str:
+    """`embedded:NAME` -> the file (or folder) of a built-in data set, written on first use."""
+    import importlib
+
+    key = name[len(EMBEDDED_PREFIX):] if name.startswith(EMBEDDED_PREFIX) else name
+    folder = cache_home() / "embedded" / f"seed{seed}"
+    available = []
+    # Text sets first; the image sets (drawn with Pillow) only when asked for.
+    for module, writer in (("synthetic", "write_embedded_datasets"), ("synthetic_vision", "write_embedded_vision_datasets")):
+        module = importlib.import_module(f"..data.{module}", __package__)
+        if key in module.EMBEDDED_NAMES:
+            return str(getattr(module, writer)(folder, seed=seed)[key])
+        available += module.EMBEDDED_NAMES
+    raise RecipeError(f"unknown embedded data set {name!r}; available: {', '.join(sorted(available))}")
 
 
 def load_split(data_args: DataArguments, files: list, kind: str, seed: int):

@@ -11,7 +11,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from ..data.text import CausalLMCollator, SFTOptions, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
-from .args import AdapterArguments, DataArguments, DistillArguments, ModelArguments, RecipeError
+from .args import AdapterArguments, DataArguments, DistillArguments, ModelArguments, RecipeError, VisionArguments
 from .common import (
     build_model,
     load_split,
@@ -33,6 +33,7 @@ class StageInputs:
     adapter_args: AdapterArguments
     distill_args: DistillArguments
     training_args: TrainingArguments
+    vision_args: VisionArguments | None = None
 
 
 # ----------------------------------------------------------------------------- data
@@ -80,26 +81,26 @@ def build_datasets(inputs: StageInputs, tokenizer, kind: str):
 DEFAULT_LORA_TARGETS = r"model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
 
 
-def lora_config(adapter_args: AdapterArguments):
+def lora_config(adapter_args: AdapterArguments, default_targets: str = DEFAULT_LORA_TARGETS, modules_to_save=None):
     from peft import LoraConfig
 
-    targets = adapter_args.lora_target_modules or DEFAULT_LORA_TARGETS
+    targets = adapter_args.lora_target_modules or default_targets
     return LoraConfig(
         r=adapter_args.lora_r,
         lora_alpha=adapter_args.lora_alpha,
         lora_dropout=adapter_args.lora_dropout,
         target_modules=targets,
-        modules_to_save=adapter_args.modules_to_save,
+        modules_to_save=modules_to_save if modules_to_save is not None else adapter_args.modules_to_save,
         layers_to_transform=adapter_args.layers_to_transform,
         layers_pattern="layers" if adapter_args.layers_to_transform is not None else None,
         task_type="CAUSAL_LM",
     )
 
 
-def check_adapter_flags(adapter_args: AdapterArguments) -> None:
+def check_adapter_flags(adapter_args: AdapterArguments, allow_frozen_llm: bool = False) -> None:
     if adapter_args.use_lora and adapter_args.tune_llm:
         raise RecipeError("use_lora with tune_llm=true: the LLM cannot be fully tuned and LoRA-adapted at once (set tune_llm: false)")
-    if not adapter_args.use_lora and not adapter_args.tune_llm:
+    if not adapter_args.use_lora and not adapter_args.tune_llm and not allow_frozen_llm:
         raise RecipeError("tune_llm=false without use_lora leaves nothing to train")
 
 
@@ -111,20 +112,20 @@ def apply_adapters(model, adapter_args: AdapterArguments):
     return get_peft_model(model, lora_config(adapter_args))
 
 
-def save_merged(model, tokenizer, output_dir: str) -> str:
+def save_merged(model, tokenizer, output_dir: str, processor=None) -> str:
     """LoRA folded into the base weights: a plain full model folder under output_dir/merged."""
     merged_dir = f"{output_dir}/merged"
     merged = model.merge_and_unload()
     set_generation_defaults(merged, tokenizer)
     merged.save_pretrained(merged_dir)
-    tokenizer.save_pretrained(merged_dir)
+    (processor or tokenizer).save_pretrained(merged_dir)
     return merged_dir
 
 
 # ----------------------------------------------------------------------------- stages
 
 
-def _train_and_save(trainer, inputs: StageInputs, tokenizer, report) -> None:
+def _train_and_save(trainer, inputs: StageInputs, tokenizer, report, processor=None) -> None:
     args = trainer.args
     trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
     model = trainer.model
@@ -132,7 +133,7 @@ def _train_and_save(trainer, inputs: StageInputs, tokenizer, report) -> None:
     trainer.save_model(args.output_dir)  # model (or adapter) + tokenizer + generation config
     if inputs.adapter_args.use_lora and inputs.adapter_args.merge_lora and trainer.is_world_process_zero():
         merged = trainer.accelerator.unwrap_model(model)
-        save_merged(merged, tokenizer, args.output_dir)
+        save_merged(merged, tokenizer, args.output_dir, processor)
     trainer.save_state()
     write_run_info(trainer, args.output_dir, inputs.stage, report)
     trainer.accelerator.wait_for_everyone()
@@ -201,10 +202,14 @@ def run_dpo(inputs: StageInputs) -> None:
     _train_and_save(trainer, inputs, tokenizer, report)
 
 
+from .vision import run_vlm  # noqa: E402  (uses the helpers above)
+
 STAGE_RUNNERS = {
     "pretrain": run_causal_lm,
     "sft": run_causal_lm,
     "lora": run_causal_lm,
     "distill": run_causal_lm,
     "dpo": run_dpo,
+    "vlm_pretrain": run_vlm,
+    "vlm_sft": run_vlm,
 }
