@@ -19,18 +19,6 @@ RECIPES = ROOT / "recipes"
 FAST = ["--per_device_train_batch_size", "8", "--max_length", "96", "--logging_steps", "5", "--disable_tqdm", "true"]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def embedded_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("minimind_home")
-    old = os.environ.get("MINIMIND_HF_HOME")
-    os.environ["MINIMIND_HF_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("MINIMIND_HF_HOME")
-    else:
-        os.environ["MINIMIND_HF_HOME"] = old
-
-
 def train(recipe: str, output_dir: Path, *extra: str) -> dict:
     code = main([str(RECIPES / f"{recipe}.yaml"), "--output_dir", str(output_dir), *FAST, *extra])
     assert code == 0
