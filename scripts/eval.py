@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Evaluate a causal LM folder (MiniMind, exported remote-code, stock Llama / Qwen3).
+
+    python scripts/eval.py MODEL --task ppl [--data pydoc|FILE.txt|FILE.jsonl] [--max-length 1024 --stride 512]
+    python scripts/eval.py MODEL --task ceval --data CEVAL_DIR [--split val] [--shots 5] [--style plain|chat] [--output DIR]
+    python scripts/eval.py MODEL --task lm-eval --data CEVAL_DIR [--shots 5] [--output DIR]
+
+`lm-eval` runs lm-evaluation-harness's HF backend on task YAMLs written from the same CSV
+folder, with the same prompt as `--task ceval --style plain`. See docs/evaluation.md.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from minimind_hf import evaluation
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="folder with a causal LM and its tokenizer")
+    parser.add_argument("--task", choices=["ppl", "ceval", "lm-eval"], required=True)
+    parser.add_argument("--data", default=None, help="ppl: pydoc (default), .txt or .jsonl; ceval / lm-eval: CSV folder")
+    parser.add_argument("--max-length", type=int, default=None, help="context tokens (default: the model context; ppl caps it at 2048)")
+    parser.add_argument("--stride", type=int, default=None, help="ppl window step (default: max-length / 2)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=None, help="ppl: first N documents; ceval: first N questions per subject")
+    parser.add_argument("--split", default="val", help="CSV split to score: {subject}_{split}.csv (default val)")
+    parser.add_argument("--subjects", default=None, help="comma-separated subjects (default: all in the folder)")
+    parser.add_argument("--shots", type=int, default=0, help="k-shot examples from {subject}_dev.csv")
+    parser.add_argument("--style", choices=["plain", "chat"], default="plain")
+    parser.add_argument("--answer-cue", default="Answer:", help="plain prompt's last line, e.g. '答案：'")
+    parser.add_argument("--output", default=None, help="folder for summary.json (and per-question results)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="for exported remote-code folders")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, ...")
+    return parser.parse_args(argv)
+
+
+def run_ppl(args, model, tokenizer) -> dict:
+    documents = evaluation.read_documents(args.data or "pydoc")[: args.limit]
+    result = evaluation.perplexity(model, tokenizer, documents, args.max_length, args.stride, args.batch_size)
+    return {"data": args.data or "pydoc", **result.to_dict()}
+
+
+def run_ceval(args, model, tokenizer) -> dict:
+    result = evaluation.evaluate_ceval(
+        model, tokenizer, args.data, split=args.split, subjects=_subjects(args), num_shots=args.shots,
+        limit=args.limit, style=args.style, answer_cue=args.answer_cue, max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+    if args.output:
+        evaluation.write_results(result, args.output)
+    return result.summary()
+
+
+def run_lm_eval(args) -> dict:
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as scratch:  # task files are kept only under --output
+        task_dir = Path(args.output or scratch) / "lm_eval_tasks"
+        tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+        group = evaluation.write_lm_eval_tasks(args.data, task_dir, tokenizer, split=args.split,
+                                               subjects=_subjects(args), answer_cue=args.answer_cue)
+        output = evaluation.run_lm_eval(args.model, task_dir, [group], num_fewshot=args.shots,
+                                        batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
+                                        device=args.device, limit=args.limit, log_samples=False)
+    return {task: {k: v for k, v in metrics.items() if k.startswith("acc")} for task, metrics in output["results"].items()}
+
+
+def _subjects(args):
+    return args.subjects.split(",") if args.subjects else None
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.task != "ppl" and not args.data:
+        sys.exit(f"--task {args.task} needs --data CEVAL_DIR (a folder of {{subject}}_{{split}}.csv files)")
+    try:
+        if args.task == "lm-eval":
+            summary = run_lm_eval(args)
+        else:
+            model, tokenizer = evaluation.load_model_and_tokenizer(args.model, args.trust_remote_code, args.device,
+                                                                   args.dtype)
+            summary = (run_ppl if args.task == "ppl" else run_ceval)(args, model, tokenizer)
+    except (ValueError, OSError) as error:  # bad data, paths or model folders: one clear line, not a traceback
+        sys.exit(f"error: {error}")
+    text = json.dumps(summary, ensure_ascii=False, indent=1)
+    if args.output and args.task != "ceval":  # ceval's write_results already wrote summary.json
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        (Path(args.output) / "summary.json").write_text(text, encoding="utf-8")
+    print(text)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
