@@ -1,0 +1,135 @@
+"""`scripts/chat.py MODEL`: streaming terminal chat with history.
+
+Lines starting with "/" are commands (see HELP); everything else is a user message. Works
+interactively and through pipes: every piece of the answer is flushed as it is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .conversation import Conversation, start_turn
+from .engine import GenerationWorker, RequestError, SamplingParams, load_engine
+
+HELP = """commands:
+  /reset         forget the conversation (keeps the system prompt)
+  /think         toggle thinking (reasoning in <think> before the answer)
+  /system TEXT   set the system prompt (and reset)
+  /help          this text
+  /exit, /quit   leave (so does Ctrl-D)"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Chat with a MiniMind model in the terminal.")
+    p.add_argument("model", help="model folder (save_pretrained output with tokenizer files)")
+    p.add_argument("--system", default=None, help="system prompt")
+    p.add_argument("--think", action="store_true", help="start with thinking on (toggle with /think)")
+    p.add_argument("--temperature", type=float, default=0.85, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=0.85)
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--seed", type=int, default=None, help="fix the sampling of every answer")
+    p.add_argument("--image", action="append", default=[], metavar="PATH", help="image(s) for the first message (MiniMind-V)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--show-prompt", action="store_true", help="print each rendered prompt to stderr (debugging)")
+    return p
+
+
+class _Printer:
+    """Writes reasoning dimmed (on a terminal) and the answer plainly, flushing every piece."""
+
+    def __init__(self, out):
+        self.out, self.kind = out, None
+        self.color = out.isatty()
+
+    def write(self, kind: str, text: str) -> None:
+        if kind != self.kind:
+            if kind == "reasoning":
+                text = ("\x1b[2m" if self.color else "") + "[thinking] " + text
+            elif self.kind == "reasoning":
+                text = ("\x1b[0m" if self.color else "") + "\n[answer] " + text
+            self.kind = kind
+        self.out.write(text)
+        self.out.flush()
+
+    def end(self) -> None:
+        self.out.write(("\x1b[0m" if self.color and self.kind == "reasoning" else "") + "\n")
+        self.out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = sys.stdout
+    engine = load_engine(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    if args.image and not engine.accepts_images:
+        print(f"error: this model ({engine.model.config.model_type}) does not accept images; "
+              "--image needs a MiniMind-V model", file=sys.stderr)
+        return 2
+    missing = [path for path in args.image if not Path(path).is_file()]
+    if missing:
+        print(f"error: image not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    worker = GenerationWorker(engine)
+    params = SamplingParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        repetition_penalty=args.repetition_penalty, seed=args.seed,
+    )
+    conversation, thinking, images = Conversation(system=args.system), args.think, list(args.image)
+    print(f"MiniMind chat · {engine.name} · thinking {'on' if thinking else 'off'} · /help for commands",
+          file=out, flush=True)
+
+    while True:
+        try:
+            line = input("user> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=out, flush=True)
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("/"):
+            command, _, rest = text.partition(" ")
+            if command in ("/exit", "/quit"):
+                return 0
+            if command == "/reset":
+                conversation.reset()
+                print("(history cleared)", file=out, flush=True)
+            elif command == "/think":
+                thinking = not thinking
+                print(f"(thinking {'on' if thinking else 'off'})", file=out, flush=True)
+            elif command == "/system":
+                conversation.system = rest.strip() or None
+                conversation.reset()
+                print("(system prompt set, history cleared)", file=out, flush=True)
+            else:
+                print(HELP, file=out, flush=True)
+            continue
+
+        conversation.add_user(text, images)
+        images = []  # images go with the first message only
+        try:
+            turn = start_turn(worker, conversation, params, thinking=thinking)
+        except RequestError as exc:
+            conversation.pop_user()
+            print(f"error: {exc.message}", file=out, flush=True)
+            continue
+        if args.show_prompt:
+            prompt = engine.tokenizer.decode(turn.prompt_ids)
+            print(f"--- prompt ---\n{prompt}\n--- end prompt ---", file=sys.stderr, flush=True)
+        printer = _Printer(out)
+        out.write("assistant> ")
+        try:
+            for delta in turn:
+                printer.write(delta.kind, delta.text)
+        except KeyboardInterrupt:  # stop this answer, keep chatting
+            printer.end()
+            conversation.pop_user()
+            print("(interrupted)", file=out, flush=True)
+            continue
+        printer.end()
+        conversation.add_assistant(turn.reply)

@@ -1,0 +1,25 @@
+"""The server benchmark runs end to end at a toy size: valid JSON, every request served."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_server.py"
+_SPEC = importlib.util.spec_from_file_location("bench_server", _PATH)
+bench_server = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench_server)
+
+
+def test_bench_server_smoke(tmp_path):
+    output = tmp_path / "server.json"
+    summary = bench_server.main(["--requests", "5", "--max-tokens", "8", "--output", str(output)])
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert result == json.loads(json.dumps(summary))
+    assert {"benchmark", "machine", "versions", "config", "results", "per_request"} <= set(result)
+    figures = result["results"]
+    assert (figures["requests"], figures["ok"], figures["failed"]) == (5, 5, 0), figures["errors"]
+    assert figures["errors"] == [] and len(result["per_request"]) == 5
+    assert 0 < figures["latency_s"]["p50"] <= figures["latency_s"]["p99"]
+    assert 0 < figures["ttft_s"]["p50"] <= figures["latency_s"]["p99"]
+    assert 5 <= figures["completion_tokens"] <= 5 * 8 and figures["tokens_per_s"] > 0
+    assert all(r["ok"] and 1 <= r["completion_tokens"] <= 8 for r in result["per_request"])

@@ -1,0 +1,320 @@
+"""OpenAI-compatible server: the official `openai` client against a server on loopback.
+
+A random-weight tiny model serves in a subprocess (real startup, real sockets); references
+come from calling `generate` on the same weights in this process. Tool calls, reasoning and
+stop strings need known model text, so they run against an in-process server whose engine
+replays canned replies.
+"""
+
+import http.client
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from serving_helpers import free_port, one_thread, random_model_dir, start_script, stop_process, wait_http
+
+openai = pytest.importorskip("openai", reason="the official openai client is a dev dependency")
+uvicorn = pytest.importorskip("uvicorn")
+
+from minimind_hf.serving import GenerationResult, GenerationWorker, parse_reply  # noqa: E402
+from minimind_hf.serving.engine import ChatEngine, load_chat_model  # noqa: E402
+from minimind_hf.serving.server import create_app  # noqa: E402
+
+NAME = "minimind-tiny"
+HI = [{"role": "user", "content": "hi"}]
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return random_model_dir(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir):
+    return load_chat_model(model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    port = free_port()
+    proc = start_script("serve.py", str(model_dir), "--port", str(port), "--model-name", NAME, "--log-level", "warning")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def greedy_reference(reference, messages, max_new_tokens, **template_kwargs):
+    """(parsed reply, prompt length, generated token count, finish_reason) straight from generate()."""
+    model, tok = reference
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, **template_kwargs)["input_ids"]
+    with one_thread(), torch.no_grad():
+        out = model.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    new = out[0, len(prompt):].tolist()
+    finish = "stop" if new[-1] == tok.eos_token_id else "length"
+    return parse_reply(tok.decode(new, skip_special_tokens=True)), len(prompt), len(new), finish
+
+
+def test_models_endpoint(client):
+    models = client.models.list()
+    assert [m.id for m in models.data] == [NAME]
+    assert client.models.retrieve(NAME).id == NAME
+
+
+def test_non_streaming_matches_generate_and_counts_tokens(client, reference):
+    reply = client.chat.completions.create(model=NAME, messages=HI, temperature=0, max_tokens=24)
+    expected, prompt_len, generated, finish = greedy_reference(reference, HI, 24)
+    choice = reply.choices[0]
+    assert choice.message.role == "assistant" and choice.message.content == expected.content
+    assert getattr(choice.message, "reasoning_content", None) == (expected.reasoning or None)
+    assert choice.finish_reason == finish
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (prompt_len, generated)
+    assert reply.usage.total_tokens == prompt_len + generated and reply.model == NAME
+
+
+def test_streaming_chunks_and_usage(client, reference):
+    stream = client.chat.completions.create(model=NAME, messages=HI, temperature=0, max_tokens=24, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    expected, prompt_len, generated, finish = greedy_reference(reference, HI, 24)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 1 and "".join(pieces) == expected.content  # really streamed, same text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [finish]
+    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == prompt_len
+    assert chunks[-1].usage.completion_tokens == generated
+    assert all(c.usage is None for c in chunks[:-1])
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_sse_wire_format_ends_with_done(server):
+    body = {"model": NAME, "messages": HI, "max_tokens": 4, "stream": True}
+    request = urllib.request.Request(f"{server}/v1/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = [e for e in response.read().decode().split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events) and events[-1] == "data: [DONE]"
+    assert json.loads(events[0][6:])["object"] == "chat.completion.chunk"
+
+
+def test_thinking_switch_and_tools_reach_the_template(client, reference):
+    _, tok = reference
+    for kwargs in ({"open_thinking": True}, {"enable_thinking": True}, {"open_thinking": False}):
+        reply = client.chat.completions.create(model=NAME, messages=HI, max_tokens=1,
+                                               extra_body={"chat_template_kwargs": kwargs})
+        want = len(tok.apply_chat_template(HI, add_generation_prompt=True, **kwargs)["input_ids"])
+        assert reply.usage.prompt_tokens == want
+    reply = client.chat.completions.create(model=NAME, messages=HI, max_tokens=1, tools=TOOLS)
+    assert reply.usage.prompt_tokens == len(tok.apply_chat_template(HI, tools=TOOLS, add_generation_prompt=True)["input_ids"])
+    history = HI + [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    reply = client.chat.completions.create(model=NAME, messages=history, max_tokens=1, tools=TOOLS)
+    templated = [dict(m, content=m["content"] or "") for m in history]
+    assert reply.usage.prompt_tokens == len(tok.apply_chat_template(templated, tools=TOOLS, add_generation_prompt=True)["input_ids"])
+
+
+def test_concurrent_requests_never_mix(client):
+    """8 clients at once (half streaming) get exactly what each gets alone."""
+    jobs = [(f"question {i}: tell me about {'cats dogs birds fish'.split()[i % 4]}", 100 + i, i % 2 == 0) for i in range(8)]
+
+    def ask(job):
+        prompt, seed, stream = job
+        kwargs = dict(model=NAME, messages=[{"role": "user", "content": prompt}], temperature=1.0, seed=seed, max_tokens=16)
+        if not stream:
+            return client.chat.completions.create(**kwargs).choices[0].message.content
+        return "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **kwargs)
+                       if c.choices)
+
+    alone = [ask(job) for job in jobs]
+    assert len(set(alone)) == len(jobs)  # different seeds/prompts really give different texts
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        together = list(pool.map(ask, jobs))
+    assert together == alone
+
+
+def _post(url: str, body: bytes, content_type: str = "application/json"):
+    request = urllib.request.Request(url, body, {"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _body(**fields) -> bytes:
+    return json.dumps({"model": NAME, "messages": HI, **fields}).encode()
+
+
+MALFORMED = {
+    "invalid json": (b'{"model": "x", "messages": [', 400, None),
+    "not an object": (b"[1, 2, 3]", 400, None),
+    "unknown model": (_body(model="gpt-9"), 404, "model"),
+    "missing messages": (json.dumps({"model": NAME}).encode(), 400, "messages"),
+    "empty messages": (_body(messages=[]), 400, "messages"),
+    "messages not a list": (_body(messages="hi"), 400, "messages"),
+    "unknown role": (_body(messages=[{"role": "wizard", "content": "hi"}]), 400, "messages.0"),
+    "content wrong type": (_body(messages=[{"role": "user", "content": 42}]), 400, "messages.0.content"),
+    "unknown content part": (_body(messages=[{"role": "user", "content": [{"type": "audio", "data": "x"}]}]), 400, "messages.0.content"),
+    "temperature not a number": (_body(temperature="hot"), 400, "temperature"),
+    "temperature out of range": (_body(temperature=5), 400, "temperature"),
+    "max_tokens negative": (_body(max_tokens=-3), 400, "max_tokens"),
+    "max_tokens beyond context": (_body(max_tokens=10**6), 400, "max_tokens"),
+    "n > 1": (_body(n=3), 400, "n"),
+    "stop too many": (_body(stop=["a", "b", "c", "d", "e"]), 400, "stop"),
+    "tool_choice unsupported": (_body(tools=TOOLS, tool_choice="required"), 400, "tool_choice"),
+    "template kwarg clash": (_body(chat_template_kwargs={"tokenize": True}), 400, "chat_template_kwargs"),
+    "prompt longer than context": (_body(messages=[{"role": "user", "content": "hello " * 1200}]), 400, "messages"),
+    "image for a text model": (_body(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "text", "text": "what is this?"}]}]), 400, "messages"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_requests_get_openai_errors(server, case):
+    body, status, param = MALFORMED[case]
+    got_status, payload = _post(f"{server}/v1/chat/completions", body)
+    assert got_status == status, payload
+    error = payload["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    assert error["param"] == param
+    with urllib.request.urlopen(f"{server}/health", timeout=10) as response:  # still serving
+        assert response.status == 200
+
+
+def test_client_errors_carry_codes(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "hello " * 1200}])
+    assert err.value.code == "context_length_exceeded" and "maximum context length is 1024" in err.value.message
+    with pytest.raises(openai.BadRequestError, match="does not accept images"):
+        client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-9", messages=HI)
+
+
+# ----------------------------------------------------------------------------- canned replies
+
+
+class CannedEngine(ChatEngine):
+    """The real prompt path, but `generate` replays the next canned reply in small pieces."""
+
+    def __init__(self, model, tokenizer, replies):
+        super().__init__(model, tokenizer, name=NAME)
+        self.replies, self.prompts, self.cancelled = list(replies), [], threading.Event()
+
+    def generate(self, prompt_ids, params, on_text, cancel=None):
+        self.prompts.append(self.tokenizer.decode(prompt_ids))
+        text = self.replies.pop(0)
+        if text == "FOREVER":  # a reply that only ends when the request is cancelled
+            while not cancel.wait(0.01):
+                on_text("tick ")
+            self.cancelled.set()
+            return GenerationResult(len(prompt_ids), 1, "stop")
+        for i in range(0, len(text), 3):
+            if cancel is not None and cancel.is_set():
+                break
+            on_text(text[i:i + 3])
+        return GenerationResult(len(prompt_ids), len(self.tokenizer(text)["input_ids"]) + 1, "stop")
+
+
+@pytest.fixture()
+def canned(reference):
+    """Start an in-process server; `canned(*replies)` -> (client, engine)."""
+    servers = []
+
+    def start(*replies):
+        engine = CannedEngine(*reference, replies)
+        port = free_port()
+        srv = uvicorn.Server(uvicorn.Config(create_app(GenerationWorker(engine)), host="127.0.0.1", port=port,
+                                            log_level="warning"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        servers.append((srv, thread))
+        deadline = time.monotonic() + 20
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert srv.started
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        client.port = port
+        return client, engine
+
+    yield start
+    for srv, thread in servers:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+TOOL_REPLY = ('<think>\nThe user wants the weather.\n</think>\n\nLet me look.\n<tool_call>\n'
+              '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>')
+
+
+def test_tool_calls_and_reasoning_non_streaming(canned):
+    client, engine = canned(TOOL_REPLY, TOOL_REPLY)
+    reply = client.chat.completions.create(model=NAME, messages=HI, tools=TOOLS,
+                                           extra_body={"chat_template_kwargs": {"open_thinking": True}})
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.reasoning_content == "The user wants the weather."
+    assert choice.message.content == "Let me look."
+    [call] = choice.message.tool_calls
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert '"name": "get_weather"' in engine.prompts[0] and engine.prompts[0].endswith("<|im_start|>assistant\n")
+    # tool_choice "none": tools are neither shown to the model nor parsed out of its reply
+    reply = client.chat.completions.create(model=NAME, messages=HI, tools=TOOLS, tool_choice="none")
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.tool_calls is None
+    assert "<tool_call>" in reply.choices[0].message.content and "get_weather" not in engine.prompts[1]
+
+
+def test_tool_calls_and_reasoning_streaming(canned):
+    client, _ = canned(TOOL_REPLY)
+    chunks = list(client.chat.completions.create(model=NAME, messages=HI, tools=TOOLS, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    reasoning = "".join(getattr(d, "reasoning_content", None) or "" for d in deltas)
+    content = "".join(d.content or "" for d in deltas)
+    calls = [tc for d in deltas for tc in (d.tool_calls or [])]
+    assert reasoning == "The user wants the weather." and content == "Let me look."
+    assert len([d for d in deltas if getattr(d, "reasoning_content", None)]) > 1  # reasoning streamed too
+    assert [(tc.index, tc.function.name, json.loads(tc.function.arguments)) for tc in calls] == [(0, "get_weather", {"city": "Paris"})]
+    assert calls[0].id.startswith("call_")
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+
+
+def test_stop_strings(canned):
+    client, _ = canned("Hello there. STOP and more", "Hello there. STOP and more")
+    reply = client.chat.completions.create(model=NAME, messages=HI, stop="STOP")
+    assert reply.choices[0].message.content == "Hello there. " and reply.choices[0].finish_reason == "stop"
+    chunks = client.chat.completions.create(model=NAME, messages=HI, stop=["ST", "zzz"], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello there. "
+
+
+def test_client_disconnect_cancels_generation(canned):
+    """A client that hangs up mid-stream frees the generation thread for the next request."""
+    client, engine = canned("FOREVER", "Next one.")
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", json.dumps({"model": NAME, "messages": HI, "stream": True}),
+                 {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200 and response.readline().startswith(b"data: ")
+    conn.close()
+    assert engine.cancelled.wait(30)
+    assert client.chat.completions.create(model=NAME, messages=HI).choices[0].message.content == "Next one."
