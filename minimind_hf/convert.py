@@ -18,6 +18,24 @@ shapes; what shapes cannot tell (query heads, RoPE theta, eps, top-k, ...) comes
 generation's published defaults, an original config file, or explicit overrides, in that
 order of increasing priority. Every key must be accounted for: missing or unexpected keys
 are an error that lists them, never a silent `strict=False`.
+
+MiniMind-V checkpoints are one of those language models plus `vision_proj.*` (the
+projector); the original code loaded the vision tower separately and left it out of the
+`.pth`, so `convert_vlm_checkpoint` takes the tower's folder and rebuilds the VLM around
+it. The projector layouts are an explicit table (`VLM_LAYOUTS`):
+
+- "linear" - MiniMind-V (2024) and MiniMind2-V (2025): `vision_proj.vision_proj.0` is one
+  Linear(vision hidden -> hidden) applied to every patch feature; MiniMind2-V feeds CLIP
+  ViT-B/16's `last_hidden_state` without CLS (196 tokens per image). Early-2025 MiniMind2-V
+  kept the 2024 key names with MiniMind2 settings (pass 8 heads / theta 1e6 as overrides).
+  The 2024 code fed CLIP ViT-B/32's CLS token too, which MiniMind-V cannot: it converts but
+  is not exact (a warning says so); its SigLIP option (encoder output, no CLS) is exact.
+- "mlp" - minimind-3v (2026): `vision_proj.mlp.{0,1,3}` is LayerNorm, Linear, GELU,
+  Linear on SigLIP2 (`siglip2-base-p32-256-ve`: 256 px, 32 px patches) `last_hidden_state`:
+  64 `<|image_pad|>` tokens per image, no token merging. SigLIP's `last_hidden_state` has
+  the tower's post-LayerNorm applied, so the converted config sets the vision config's
+  `tie_last_hidden_states` (the transformers switch that makes `hidden_states[-1]` - what
+  MiniMind-V reads - that same tensor).
 """
 
 from __future__ import annotations
@@ -30,7 +48,7 @@ from pathlib import Path
 
 import torch
 
-from .models import MiniMindConfig, MiniMindForCausalLM
+from .models import MiniMindConfig, MiniMindForCausalLM, MiniMindVForCausalLM
 from .models.configuration_minimind import _ALIASES as CONFIG_ALIASES
 from .export import CONVERSION_INFO_FILE, DTYPES
 from .tokenizer import load_tokenizer
@@ -320,13 +338,12 @@ def convert_checkpoint(
     """Load an original checkpoint as our model; with `out`, also save a normal model
     folder (weights, config, generation config, tokenizer, conversion_info.json)."""
     state_dict = load_state_dict(checkpoint)
-    if generation == "auto":
-        generation = detect_generation(state_dict)
-    if generation not in GENERATIONS:
-        raise CheckpointError(f"unknown generation {generation!r}; choose auto or one of {', '.join(GENERATIONS)}")
-    config = infer_config(state_dict, generation, original_config, overrides)
-    model = MiniMindForCausalLM(config)
-    model.load_state_dict(convert_state_dict(state_dict, config, generation), strict=True)
+    if any(key.startswith(VISION_PROJ_PREFIX) for key in state_dict):
+        raise CheckpointError(
+            f"{checkpoint} is a MiniMind-V checkpoint (it has {VISION_PROJ_PREFIX}* projector weights); convert it "
+            "with its vision tower: --vision-tower TOWER_FOLDER (convert_vlm_checkpoint)"
+        )
+    model, generation = convert_language_model(state_dict, generation, original_config, overrides)
     model = model.to(DTYPES[dtype]).eval()
     if out is not None:
         from .training.common import set_generation_defaults  # the same stop/pad tokens training sets
@@ -335,18 +352,196 @@ def convert_checkpoint(
         set_generation_defaults(model, tok)
         model.save_pretrained(str(out))
         tok.save_pretrained(str(out))
-        info = {"converted_from": str(checkpoint), "generation": generation, "generation_name": GENERATIONS[generation].name}
-        Path(out, CONVERSION_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        _write_conversion_info(out, checkpoint, generation)
+    return model
+
+
+def convert_language_model(
+    state_dict: dict, generation: str = "auto", original_config: dict | None = None, overrides: dict | None = None
+) -> tuple[MiniMindForCausalLM, str]:
+    """Our MiniMind (float32) from an original language-model state dict, and its generation."""
+    if generation == "auto":
+        generation = detect_generation(state_dict)
+    if generation not in GENERATIONS:
+        raise CheckpointError(f"unknown generation {generation!r}; choose auto or one of {', '.join(GENERATIONS)}")
+    config = infer_config(state_dict, generation, original_config, overrides)
+    model = MiniMindForCausalLM(config)
+    model.load_state_dict(convert_state_dict(state_dict, config, generation), strict=True)
+    return model, generation
+
+
+def _write_conversion_info(out, checkpoint, generation: str, **extra) -> None:
+    info = {"converted_from": str(checkpoint), "generation": generation, "generation_name": GENERATIONS[generation].name}
+    Path(out, CONVERSION_INFO_FILE).write_text(json.dumps({**info, **extra}, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------- MiniMind-V
+
+VISION_PROJ_PREFIX = "vision_proj."
+# Resume files ({"model": full state dict, ...}) also hold the frozen tower; its weights come
+# from the tower folder instead (the `.pth` files the original saves leave it out).
+VISION_ENCODER_PREFIX = "vision_encoder."
+
+
+@dataclass(frozen=True)
+class VLMLayout:
+    """One original projector layout and how it maps onto `MiniMindVForCausalLM.projector`."""
+
+    name: str
+    projector_type: str  # our MiniMindVConfig.projector_type
+    keys: dict[str, str]  # original key -> our key (inside the VLM)
+    optional: tuple[str, ...] = ()  # original keys that may be absent (a Linear without bias): zeros
+    # The original read the tower's `last_hidden_state`: post-LayerNorm for SigLIP (CLIP's
+    # `last_hidden_state` is the encoder output either way).
+    features_after_post_layernorm: bool = False
+
+
+VLM_LAYOUTS = {
+    "linear": VLMLayout(
+        "MiniMind-V (2024) / MiniMind2-V (2025): VisionProj = Linear on patch features",
+        "linear",
+        {"vision_proj.vision_proj.0.weight": "projector.layers.0.weight",
+         "vision_proj.vision_proj.0.bias": "projector.layers.0.bias"},
+        optional=("vision_proj.vision_proj.0.bias",),
+    ),
+    "mlp": VLMLayout(
+        "minimind-3v (2026): MMVisionProjector = LayerNorm, Linear, GELU, Linear on SigLIP2 last_hidden_state",
+        "mlp",
+        {f"vision_proj.mlp.{i}.{p}": f"projector.layers.{i}.{p}" for i in (0, 1, 3) for p in ("weight", "bias")},
+        features_after_post_layernorm=True,
+    ),
+}
+
+# Layouts seen in the wild that MiniMindVForCausalLM cannot reproduce exactly: a key that
+# identifies each, and why it is refused rather than approximated.
+UNMAPPABLE_VLM_LAYOUTS = {
+    "vision_proj.mlp.2.weight": (
+        "this is the interim MiniMind-V layout (MMVisionProjector = Linear over 4 consecutive tokens of a "
+        "SigLIP2-NaFlex tower concatenated, GELU, Linear; no LayerNorm). It merges 1x4 strips of the patch grid "
+        "where MiniMind-V's pixel shuffle merges 2x2 blocks, and its NaFlex tower takes variable-resolution "
+        "patches, so no MiniMind-V configuration computes the same thing"
+    ),
+}
+
+
+def detect_vlm_layout(projector_state: dict) -> str:
+    keys = set(projector_state)
+    for name, layout in VLM_LAYOUTS.items():
+        if set(layout.keys) - set(layout.optional) <= keys <= set(layout.keys):
+            if name == "mlp" and projector_state["vision_proj.mlp.0.weight"].dim() != 1:
+                continue  # mlp.0 must be the LayerNorm
+            return name
+    for key, reason in UNMAPPABLE_VLM_LAYOUTS.items():
+        if key in keys:
+            raise CheckpointError(f"cannot convert this MiniMind-V projector exactly: {reason}")
+    known = "; ".join(f"{name}: {', '.join(layout.keys)}" for name, layout in VLM_LAYOUTS.items())
+    raise CheckpointError(f"the projector keys {sorted(keys, key=_natural)} match no known MiniMind-V layout ({known})")
+
+
+def convert_projector_state(projector_state: dict, layout: VLMLayout, expected: dict) -> dict[str, torch.Tensor]:
+    """Original projector tensors -> ours, strictly (`expected`: our projector's state dict)."""
+    missing = sorted(set(layout.keys) - set(layout.optional) - set(projector_state), key=_natural)
+    unexpected = sorted(set(projector_state) - set(layout.keys), key=_natural)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"projector keys do not match the layout {layout.name!r}:\n"
+            f"  missing ({len(missing)}): {', '.join(missing) or '-'}\n"
+            f"  unexpected ({len(unexpected)}): {', '.join(unexpected) or '-'}"
+        )
+    out, wrong_shapes = {}, []
+    for theirs, ours in layout.keys.items():
+        local = ours.removeprefix("projector.")
+        tensor = projector_state.get(theirs)
+        if tensor is None:  # an unbiased Linear (LLaVA-1 style): a zero bias computes the same
+            tensor = torch.zeros_like(expected[local])
+        if tensor.shape != expected[local].shape:
+            wrong_shapes.append(f"{theirs}: {tuple(tensor.shape)}, expected {tuple(expected[local].shape)}")
+        out[local] = tensor.to(torch.float32)
+    if wrong_shapes:
+        raise CheckpointError(
+            "projector shapes do not fit this language model and vision tower (the projector maps the tower's "
+            "hidden size to the language model's; pass the tower the checkpoint was trained with):\n  "
+            + "\n  ".join(wrong_shapes)
+        )
+    return out
+
+
+def convert_vlm_checkpoint(
+    checkpoint: str | Path,
+    vision_tower: str | Path,
+    out: str | Path | None = None,
+    generation: str = "auto",
+    layout: str = "auto",
+    original_config: dict | None = None,
+    overrides: dict | None = None,
+    dtype: str = "float32",
+    tokenizer: str | Path | None = None,
+) -> MiniMindVForCausalLM:
+    """An original MiniMind-V `.pth` (language model + `vision_proj.*`) plus the vision tower
+    it was trained with (a CLIP / SigLIP folder or hub id) -> our MiniMind-V. With `out`,
+    also save a model folder with its processor and conversion_info.json."""
+    from .training.common import set_generation_defaults
+    from .vlm import build_vlm
+
+    state_dict = load_state_dict(checkpoint)
+    projector_state = {k: v for k, v in state_dict.items() if k.startswith(VISION_PROJ_PREFIX)}
+    if not projector_state:
+        raise CheckpointError(f"{checkpoint} has no {VISION_PROJ_PREFIX}* weights: not a MiniMind-V checkpoint "
+                              "(convert it without a vision tower)")
+    tower_keys = [k for k in state_dict if k.startswith(VISION_ENCODER_PREFIX)]
+    llm_state = {k: v for k, v in state_dict.items() if not k.startswith((VISION_PROJ_PREFIX, VISION_ENCODER_PREFIX))}
+    layout = detect_vlm_layout(projector_state) if layout == "auto" else layout
+    if layout not in VLM_LAYOUTS:
+        raise CheckpointError(f"unknown MiniMind-V layout {layout!r}; choose auto or one of {', '.join(VLM_LAYOUTS)}")
+    spec = VLM_LAYOUTS[layout]
+
+    llm, generation = convert_language_model(llm_state, generation, original_config, overrides)
+    tok = load_tokenizer(tokenizer)
+    if getattr(tok, "image_token", None) is None:
+        raise CheckpointError(
+            f"the tokenizer {tokenizer or '(shipped)'} declares no image token (`image_token`, e.g. <|image_pad|>); "
+            "MiniMind-V needs one for its placeholders"
+        )
+    set_generation_defaults(llm, tok)
+    try:
+        model, processor = build_vlm(llm, tok, vision_tower_name_or_path=str(vision_tower),
+                                     projector_type=spec.projector_type)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"cannot load the vision tower {vision_tower}: {error}") from error
+    if spec.features_after_post_layernorm:
+        model.config.vision_config.tie_last_hidden_states = True  # hidden_states[-1] := last_hidden_state
+    model.projector.load_state_dict(convert_projector_state(projector_state, spec, model.projector.state_dict()),
+                                    strict=True)
+    if generation == "1" and model.config.vision_config.model_type.startswith("clip"):
+        print("warning: MiniMind-V v1 (2024) fed CLIP's CLS token as an image token too (50 placeholders for "
+              "ViT-B/32); MiniMind-V drops it, so such a checkpoint does not convert exactly. MiniMind2-V "
+              "checkpoints with 2024 key names (196 placeholders, CLS dropped) are exact.")
+    if tower_keys:
+        print(f"note: ignored {len(tower_keys)} {VISION_ENCODER_PREFIX}* tensors (the frozen tower saved in a resume "
+              f"file); the tower's weights come from {vision_tower}")
+    model = model.to(DTYPES[dtype]).eval()
+    if out is not None:
+        model.save_pretrained(str(out))
+        processor.save_pretrained(str(out))
+        _write_conversion_info(out, checkpoint, generation, vlm_layout=layout, vlm_layout_name=spec.name,
+                               vision_tower=str(vision_tower))
     return model
 
 
 __all__ = [
     "CheckpointError",
     "GENERATIONS",
+    "UNMAPPABLE_VLM_LAYOUTS",
+    "VLMLayout",
+    "VLM_LAYOUTS",
     "adjacent_pairs_to_halves",
     "convert_checkpoint",
+    "convert_language_model",
+    "convert_projector_state",
     "convert_state_dict",
+    "convert_vlm_checkpoint",
     "detect_generation",
+    "detect_vlm_layout",
     "infer_config",
     "load_state_dict",
     "read_original_config",

@@ -13,6 +13,12 @@ Two kinds of folder come out of `export_model`:
 A LoRA adapter folder plus its base is merged first (`merge_lora=True`), then exported in
 any of these formats. Every folder also gets the tokenizer, generation_config.json and a
 README.md model card.
+
+MiniMind-V (vision-language) folders export as remote code only, with their processor
+(image processor + tokenizer + chat template) and `processing_minimind_v.py`, so
+`AutoProcessor.from_pretrained(folder, trust_remote_code=True)` works too. No stock
+transformers class holds a MiniMind LM + vision tower + projector; `language_model_only`
+exports just the VLM's language model (in any format) for text-only tools.
 """
 
 from __future__ import annotations
@@ -23,9 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoProcessor,
+    LlamaForCausalLM,
+    Qwen3ForCausalLM,
+    Qwen3MoeForCausalLM,
+)
 
-from .models import MiniMindForCausalLM
+from .models import MiniMindForCausalLM, MiniMindVForCausalLM
 from .native import NATIVE_FORMATS, NativeExportError, native_config, to_native_state_dict
 from .tokenizer import load_tokenizer
 
@@ -44,7 +57,8 @@ class RemoteCodeSpec:
     auto_map: dict[str, str]
 
 
-# One entry per exportable model type; MiniMind-V adds its own (its files + AutoProcessor).
+VLM_MODEL_TYPE = "minimind-v"
+# One entry per exportable model type.
 REMOTE_CODE_SPECS: dict[str, RemoteCodeSpec] = {
     "minimind": RemoteCodeSpec(
         files=("configuration_minimind.py", "modeling_minimind.py"),
@@ -52,6 +66,23 @@ REMOTE_CODE_SPECS: dict[str, RemoteCodeSpec] = {
             "AutoConfig": "configuration_minimind.MiniMindConfig",
             "AutoModel": "modeling_minimind.MiniMindModel",
             "AutoModelForCausalLM": "modeling_minimind.MiniMindForCausalLM",
+        },
+    ),
+    # The processor's own auto_map (processor_config.json, tokenizer_config.json) is written
+    # by `save_processor`; config.json carries AutoProcessor too, AutoProcessor's last resort.
+    VLM_MODEL_TYPE: RemoteCodeSpec(
+        files=(
+            "configuration_minimind.py",
+            "modeling_minimind.py",
+            "configuration_minimind_v.py",
+            "modeling_minimind_v.py",
+            "processing_minimind_v.py",
+        ),
+        auto_map={
+            "AutoConfig": "configuration_minimind_v.MiniMindVConfig",
+            "AutoModelForCausalLM": "modeling_minimind_v.MiniMindVForCausalLM",
+            "AutoModelForImageTextToText": "modeling_minimind_v.MiniMindVForCausalLM",
+            "AutoProcessor": "processing_minimind_v.MiniMindVProcessor",
         },
     ),
 }
@@ -89,7 +120,7 @@ class Source:
     """A MiniMind ready to export, and the folders it came from (most specific first:
     a LoRA adapter folder, then its base) where tokenizer and run records are looked up."""
 
-    model: MiniMindForCausalLM
+    model: MiniMindForCausalLM | MiniMindVForCausalLM
     folders: list[Path]
 
 
@@ -109,7 +140,11 @@ def load_source(src: str | Path, merge_lora: bool = False, base: str | Path | No
     return Source(_load_minimind(src), [src])
 
 
-def _load_minimind(path: str | Path) -> MiniMindForCausalLM:
+def is_vlm(model) -> bool:
+    return model.config.model_type == VLM_MODEL_TYPE
+
+
+def _load_minimind(path: str | Path) -> MiniMindForCausalLM | MiniMindVForCausalLM:
     # Load in float32 whatever the stored dtype: merging and casting happen after.
     model_type = AutoConfig.from_pretrained(str(path)).model_type
     if model_type not in REMOTE_CODE_SPECS:
@@ -144,10 +179,13 @@ def export_model(
     merge_lora: bool = False,
     base: str | Path | None = None,
     repo_id: str | None = None,
+    language_model_only: bool = False,
 ) -> Path:
-    """Write an export of the MiniMind folder `src` to `out`; returns `out`.
+    """Write an export of the MiniMind (or MiniMind-V) folder `src` to `out`; returns `out`.
 
     `repo_id` only personalises the model card's loading snippet (the push is separate).
+    `language_model_only`: export only a MiniMind-V's language model (no vision tower, no
+    projector, no processor) - the way to a native Llama / Qwen3 folder for text-only use.
     """
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
@@ -157,7 +195,19 @@ def export_model(
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"output folder {out} is not empty; choose a new folder")
     source = load_source(src, merge_lora=merge_lora, base=base)
-    model = source.model.to(DTYPES[dtype])
+    model = source.model
+    if language_model_only:
+        if not is_vlm(model):
+            raise ExportError(f"--language-model-only applies to MiniMind-V folders; {src} holds a text-only MiniMind")
+        model = language_model_of(model)
+    elif is_vlm(model) and fmt != REMOTE_CODE:
+        raise NativeExportError(
+            f"a MiniMind-V (language model + {model.config.vision_config.model_type} vision tower + projector) has no "
+            f"stock transformers class that computes the same thing, so it cannot be exported as {fmt!r}. Use "
+            "--format remote-code (the whole VLM), or --language-model-only to export just its language model as "
+            f"{fmt!r} for text-only use"
+        )
+    model = model.to(DTYPES[dtype])
     if fmt != REMOTE_CODE:
         native_config(model.config, fmt)  # refuse before writing anything
 
@@ -166,14 +216,26 @@ def export_model(
         write_remote_code(model, out)
     else:
         write_native(model, out, fmt)
-    copy_tokenizer(source.folders, out)
+    if is_vlm(model):
+        save_processor(model.config, source.folders, out)
+    else:
+        copy_tokenizer(source.folders, out)
+    if language_model_only:  # the VLM's tokenizer names its processor; a text-only folder has none
+        _drop_key(out / "tokenizer_config.json", "processor_class")
     # Oldest first: how the base came to be, then what the adapter added.
     records = [_read_json(folder / name) for folder in reversed(source.folders) for name in (CONVERSION_INFO_FILE, RUN_INFO_FILE)]
     (out / "README.md").write_text(model_card(model, fmt, [r for r in records if r], repo_id or str(out)))
     return out
 
 
-def write_remote_code(model: MiniMindForCausalLM, out: Path) -> None:
+def language_model_of(model: MiniMindVForCausalLM) -> MiniMindForCausalLM:
+    """The VLM's MiniMind language model (its own weights, not a copy), generating as the VLM did."""
+    language_model = model.language_model
+    language_model.generation_config = model.generation_config
+    return language_model
+
+
+def write_remote_code(model: MiniMindForCausalLM | MiniMindVForCausalLM, out: Path) -> None:
     spec = REMOTE_CODE_SPECS[model.config.model_type]
     previous = getattr(model.config, "auto_map", None)
     model.config.auto_map = dict(spec.auto_map)
@@ -214,6 +276,39 @@ def _add_legacy_config_keys(path: Path, config) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+def save_processor(config, folders: list[Path], out: Path) -> None:
+    """A MiniMind-V's processor (image processor + tokenizer + chat template), registered for
+    trust_remote_code: transformers writes `auto_map: {AutoProcessor: ...}` into
+    processor_config.json and tokenizer_config.json and copies processing_minimind_v.py.
+    The first folder holding a processor wins; without one, a default is built."""
+    from .models import MiniMindVProcessor
+
+    folder = next((f for f in folders if any((f / name).is_file() for name in PROCESSOR_FILES)), None)
+    if folder is not None:
+        processor = AutoProcessor.from_pretrained(str(folder))
+    else:
+        from .vlm import default_image_processor
+
+        print(f"warning: no processor_config.json in {', '.join(map(str, folders))}; writing a default image "
+              f"processor for the {config.vision_config.model_type} tower")
+        tokenizer_folder = next((f for f in folders if (f / "tokenizer.json").is_file()), None)
+        processor = MiniMindVProcessor(
+            image_processor=default_image_processor(config.vision_config),
+            tokenizer=load_tokenizer(tokenizer_folder),
+            image_seq_length=config.image_seq_length,
+        )
+    if processor.image_seq_length != config.image_seq_length or processor.image_token_id != config.image_token_id:
+        raise ExportError(
+            f"the processor in {folder} writes {processor.image_seq_length} x token {processor.image_token_id} per image "
+            f"but the model expects {config.image_seq_length} x token {config.image_token_id}"
+        )
+    processor._auto_class = "AutoProcessor"  # this instance only: the class stays unregistered
+    processor.save_pretrained(str(out))
+
+
 def copy_tokenizer(folders: list[Path], out: Path) -> None:
     """The first folder holding a tokenizer wins (an adapter's own copy before its base's)."""
     for folder in folders:
@@ -226,6 +321,13 @@ def copy_tokenizer(folders: list[Path], out: Path) -> None:
     load_tokenizer().save_pretrained(str(out))
 
 
+def _drop_key(path: Path, key: str) -> None:
+    data = _read_json(path)
+    if data is not None and key in data:
+        del data[key]
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -233,11 +335,11 @@ def _read_json(path: Path) -> dict | None:
 # ----------------------------------------------------------------------------- model card
 
 
-def parameter_counts(model: MiniMindForCausalLM) -> tuple[int, int]:
+def parameter_counts(model: MiniMindForCausalLM | MiniMindVForCausalLM) -> tuple[int, int]:
     """(total, active per token). Tied embeddings count once; an MoE token runs only its
-    top-k routed experts."""
+    top-k routed experts. A MiniMind-V's total includes its vision tower and projector."""
     total = sum(p.numel() for p in model.parameters())
-    config = model.config
+    config = getattr(model.config, "text_config", model.config)
     if not config.use_moe:
         return total, total
     expert = 3 * config.hidden_size * config.moe_intermediate_size
@@ -245,13 +347,19 @@ def parameter_counts(model: MiniMindForCausalLM) -> tuple[int, int]:
     return total, total - idle
 
 
-def model_card(model: MiniMindForCausalLM, fmt: str, records: list[dict], location: str) -> str:
-    config = model.config
+def model_card(model: MiniMindForCausalLM | MiniMindVForCausalLM, fmt: str, records: list[dict], location: str) -> str:
+    vlm = is_vlm(model)
+    config = model.config.text_config if vlm else model.config
     total, active = parameter_counts(model)
     remote = fmt == REMOTE_CODE
-    class_name = "MiniMindForCausalLM" if remote else NATIVE_CLASSES[native_config(config, fmt).model_type].__name__
+    if remote:
+        class_name = type(model).__name__
+    else:
+        class_name = NATIVE_CLASSES[native_config(config, fmt).model_type].__name__
     arch = f"{class_name} ({'custom code' if remote else 'stock transformers'})"
-    tags = ["minimind", "minimind-hf", "text-generation"] + (["custom_code"] if remote else [])
+    task = "image-text-to-text" if vlm else "text-generation"
+    tags = ["minimind", "minimind-hf", task] + (["minimind-v", "vision-language"] if vlm else [])
+    tags += ["custom_code"] if remote else []
     rows = [
         ("architecture", arch),
         ("parameters", f"{total / 1e6:.2f} M" + (f" ({active / 1e6:.2f} M active per token)" if config.use_moe else "")),
@@ -271,18 +379,24 @@ def model_card(model: MiniMindForCausalLM, fmt: str, records: list[dict], locati
             ("mixture of experts", f"{config.num_experts} routed experts, top-{config.num_experts_per_tok}, "
              f"{config.num_shared_experts} shared")
         )
+    if vlm:
+        rows += _vision_rows(model)
+        summary = ("A MiniMind-V vision-language model: a MiniMind language model (a small Llama/Qwen3-style "
+                   "decoder) reading image features from a vision tower through a projector, exported by minimind-hf.")
+    else:
+        summary = ("A MiniMind language model (a small Llama/Qwen3-style decoder: RMSNorm, SwiGLU, RoPE, "
+                   "grouped-query attention), exported by minimind-hf.")
     lines = [
         "---",
         "library_name: transformers",
-        "pipeline_tag: text-generation",
+        f"pipeline_tag: {task}",
         "tags:",
         *[f"- {tag}" for tag in tags],
         "---",
         "",
         f"# {Path(location).name or 'MiniMind'}",
         "",
-        "A MiniMind language model (a small Llama/Qwen3-style decoder: RMSNorm, SwiGLU, RoPE, "
-        "grouped-query attention), exported by minimind-hf.",
+        summary,
         "",
         "## Architecture",
         "",
@@ -296,6 +410,26 @@ def model_card(model: MiniMindForCausalLM, fmt: str, records: list[dict], locati
         "",
         "## How to load",
         "",
+        *(_vlm_loading_snippet(location) if vlm else _text_loading_snippet(location, remote)),
+        "",
+    ]
+    if vlm:
+        lines.append("`trust_remote_code=True` runs `modeling_minimind_v.py` (with `modeling_minimind.py`) and "
+                     "`processing_minimind_v.py` from this folder; read them first if you do not trust the source. "
+                     "Mark each image in text with `<image>` (the processor expands it to the placeholder tokens) "
+                     "or use `{\"type\": \"image\"}` content parts with the chat template.")
+    elif remote:
+        lines.append("`trust_remote_code=True` runs `modeling_minimind.py` from this folder; "
+                     "read it first if you do not trust the source.")
+    else:
+        lines.append(f"A plain `{class_name}`: no remote code. It also runs with `vllm serve`, "
+                     "and converts to GGUF with llama.cpp's `convert_hf_to_gguf.py`.")
+    lines.append("The chat template (ChatML with an optional `<think>` block) ships in `chat_template.jinja`.")
+    return "\n".join(lines) + "\n"
+
+
+def _text_loading_snippet(location: str, remote: bool) -> list[str]:
+    return [
         "```python",
         "from transformers import AutoModelForCausalLM, AutoTokenizer",
         "",
@@ -306,16 +440,44 @@ def model_card(model: MiniMindForCausalLM, fmt: str, records: list[dict], locati
         "output = model.generate(**inputs, max_new_tokens=64)",
         'print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))',
         "```",
-        "",
     ]
-    if remote:
-        lines.append("`trust_remote_code=True` runs `modeling_minimind.py` from this folder; "
-                     "read it first if you do not trust the source.")
-    else:
-        lines.append(f"A plain `{class_name}`: no remote code. It also runs with `vllm serve`, "
-                     "and converts to GGUF with llama.cpp's `convert_hf_to_gguf.py`.")
-    lines.append("The chat template (ChatML with an optional `<think>` block) ships in `chat_template.jinja`.")
-    return "\n".join(lines) + "\n"
+
+
+def _vlm_loading_snippet(location: str) -> list[str]:
+    return [
+        "```python",
+        "from PIL import Image",
+        "from transformers import AutoModelForCausalLM, AutoProcessor",
+        "",
+        f'processor = AutoProcessor.from_pretrained("{location}", trust_remote_code=True)',
+        f'model = AutoModelForCausalLM.from_pretrained("{location}", trust_remote_code=True)',
+        'messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is in this picture?"}]}]',
+        "prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)",
+        'inputs = processor(text=prompt, images=[Image.open("photo.jpg")], return_tensors="pt")',
+        "output = model.generate(**inputs, max_new_tokens=64)",
+        'print(processor.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))',
+        "```",
+    ]
+
+
+def _vision_rows(model: MiniMindVForCausalLM) -> list[tuple[str, object]]:
+    config, vision = model.config, model.config.vision_config
+    tower = sum(p.numel() for p in model.vision_tower.parameters())
+    projector = sum(p.numel() for p in model.projector.parameters())
+    origin = f", from `{config.vision_tower_name_or_path}`" if config.vision_tower_name_or_path else ""
+    grid = config.patch_grid
+    kind = "linear" if config.projector_type == "linear" else "LayerNorm-MLP (LayerNorm, Linear, GELU, Linear)"
+    reduction = {"none": "", "pixel_shuffle": f" after {config.reduction_factor}x{config.reduction_factor} pixel shuffle",
+                 "avg_pool": f" after {config.reduction_factor}x{config.reduction_factor} average pooling"}
+    return [
+        ("vision tower", f"{vision.model_type}, {tower / 1e6:.2f} M parameters ({vision.num_hidden_layers} layers, "
+                         f"hidden {vision.hidden_size}){origin}; frozen: {config.freeze_vision_tower}"),
+        ("image input", f"{vision.image_size}x{vision.image_size} pixels, {vision.patch_size}px patches "
+                        f"({grid}x{grid} grid)"),
+        ("image tokens", f"{config.image_seq_length} `{config.image_token}` placeholders per image "
+                         f"(token id {config.image_token_id})"),
+        ("projector", f"{kind}{reduction[config.token_reduction]}, {projector / 1e6:.2f} M parameters"),
+    ]
 
 
 def _describe_rope(rope: dict) -> str:
@@ -330,6 +492,9 @@ def _describe_records(records: list[dict]) -> list[str]:
         if "converted_from" in record:
             lines.append(f"- imported from an original MiniMind checkpoint (generation {record.get('generation')}): "
                          f"`{Path(record['converted_from']).name}`")
+            if record.get("vlm_layout"):
+                lines.append(f"  - MiniMind-V layout: {record.get('vlm_layout_name', record['vlm_layout'])}; vision "
+                             f"tower from `{record.get('vision_tower')}`")
             continue
         loss = ""
         if record.get("train_loss_first") is not None:
@@ -372,8 +537,11 @@ __all__ = [
     "RemoteCodeSpec",
     "copy_tokenizer",
     "export_model",
+    "is_vlm",
+    "language_model_of",
     "load_source",
     "model_card",
     "parameter_counts",
     "push_to_hub",
+    "save_processor",
 ]

@@ -136,7 +136,19 @@ def _train_and_save(trainer, inputs: StageInputs, tokenizer, report, processor=N
         save_merged(merged, tokenizer, args.output_dir, processor)
     trainer.save_state()
     write_run_info(trainer, args.output_dir, inputs.stage, report)
+    if trainer.is_world_process_zero():
+        plot_curves(args.output_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+def plot_curves(output_dir: str) -> None:
+    """training_curves.png next to the model; a plotting problem never fails a finished run."""
+    from ..plotting import plot_training
+
+    try:
+        plot_training(output_dir)
+    except (ValueError, OSError) as error:  # e.g. a run too short to have logged anything
+        logger.warning("no training curves plotted: %s", error)
 
 
 def run_causal_lm(inputs: StageInputs) -> None:

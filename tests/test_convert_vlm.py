@@ -1,0 +1,346 @@
+"""Original MiniMind-V checkpoints -> our MiniMind-V: exact logits for each projector layout.
+
+The reference forward is written from the original descriptions: the language model of
+`test_convert` (each generation's own RoPE and names), image features taken from the
+vision tower the way the original code took them, projected by the original projector and
+spliced into each run of placeholder tokens (`count_vision_proj`). The `.pth` holds the
+language model + `vision_proj.*` under the original key names; the tower is a tiny
+CLIP / SigLIP folder, as the originals loaded `clip-vit-base-patch16` /
+`siglip2-base-p32-256-ve` separately.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForCausalLM,
+    AutoProcessor,
+    CLIPConfig,
+    CLIPModel,
+    CLIPVisionConfig,
+    SiglipVisionConfig,
+    SiglipVisionModel,
+)
+
+import minimind_hf  # noqa: F401  (registers the Auto classes)
+import test_convert
+from minimind_hf import MiniMindVConfig
+from minimind_hf.convert import CheckpointError, convert_checkpoint, convert_vlm_checkpoint
+from minimind_hf.vlm import default_image_processor
+from helpers import randomize
+from test_convert import attention, gen1_checkpoint, llama_checkpoint, rms_norm, rope_complex_adjacent, rope_rotate_half, swiglu
+
+VOCAB = 6400  # the shipped tokenizer's size: processor output is valid input
+DIM = test_convert.DIM
+VISION = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8)
+PATCHES = (VISION["image_size"] // VISION["patch_size"]) ** 2  # 16 here; 196 for clip-vit-base-patch16
+PROMPTS = [("<image>\nWhat is this?", ["red"]), ("Compare <image> and <image>.", ["noise", "blue"])]
+
+
+# ----------------------------------------------------------------------------- vision towers and images
+
+
+def clip_tower(folder: Path) -> Path:
+    """A full CLIPModel folder, as openai/clip-vit-base-patch16 is (text half included)."""
+    config = CLIPConfig(text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                         vocab_size=99), vision_config=VISION, projection_dim=16)
+    randomize(CLIPModel(config), seed=11).save_pretrained(folder)
+    default_image_processor(config.vision_config).save_pretrained(folder)
+    return folder
+
+
+def siglip_tower(folder: Path) -> Path:
+    """A SigLIP vision-encoder folder, as siglip2-base-p32-256-ve is (there 256 px / 32 px patches = 64 tokens)."""
+    config = SiglipVisionConfig(**VISION)
+    randomize(SiglipVisionModel(config), seed=12).save_pretrained(folder)
+    default_image_processor(config).save_pretrained(folder)
+    return folder
+
+
+def image(name: str) -> Image.Image:
+    if name == "noise":
+        pixels = (torch.rand(40, 40, 3, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8).numpy()
+        return Image.fromarray(pixels)
+    return Image.new("RGB", (40, 36), name)
+
+
+# ----------------------------------------------------------------------------- the original model, re-written
+
+
+def original_features(tower: Path, recipe: str, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Patch features exactly as each original read them from its frozen tower."""
+    with torch.no_grad():
+        if recipe == "clip_last_hidden_state_without_cls":  # MiniMind2-V: get_image_embeddings
+            return CLIPModel.from_pretrained(tower).vision_model(pixel_values=pixel_values).last_hidden_state[:, 1:, :]
+        model = SiglipVisionModel.from_pretrained(tower)
+        if recipe == "siglip_last_hidden_state":  # minimind-3v: outputs.last_hidden_state (post-LayerNorm)
+            return model(pixel_values=pixel_values).last_hidden_state
+        assert recipe == "siglip_encoder_hook"  # MiniMind-V 2024: a forward hook on vision_model.encoder
+        captured = []
+        hook = model.encoder.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
+        model(pixel_values=pixel_values)
+        hook.remove()
+        return captured[0]
+
+
+def original_projector(features: torch.Tensor, state: dict) -> torch.Tensor:
+    if "vision_proj.vision_proj.0.weight" in state:  # VisionProj: one Linear (bias optional)
+        return F.linear(features, state["vision_proj.vision_proj.0.weight"], state.get("vision_proj.vision_proj.0.bias"))
+    x = F.layer_norm(features, features.shape[-1:], state["vision_proj.mlp.0.weight"], state["vision_proj.mlp.0.bias"])
+    x = F.gelu(F.linear(x, state["vision_proj.mlp.1.weight"], state["vision_proj.mlp.1.bias"]))
+    return F.linear(x, state["vision_proj.mlp.3.weight"], state["vision_proj.mlp.3.bias"])
+
+
+def language_model_weights(state: dict) -> tuple[list[dict], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dense layers by role, from either naming (2024 `layers.N.attention.wq` or Llama-style)."""
+    if "tok_embeddings.weight" in state:
+        n = len({k.split(".")[1] for k in state if k.startswith("layers.")})
+        layers = [dict(norm1=state[f"layers.{i}.attention_norm.weight"], norm2=state[f"layers.{i}.ffn_norm.weight"],
+                       attn={r: state[f"layers.{i}.attention.w{r}.weight"] for r in "qkvo"},
+                       ffn=tuple(state[f"layers.{i}.feed_forward.{w}.weight"] for w in ("w1", "w3", "w2")))
+                  for i in range(n)]
+        return layers, state["tok_embeddings.weight"], state["norm.weight"], state["output.weight"]
+    n = len({k.split(".")[2] for k in state if k.startswith("model.layers.")})
+    layers = []
+    for i in range(n):
+        p = f"model.layers.{i}"
+        layer = dict(norm1=state[f"{p}.input_layernorm.weight"], norm2=state[f"{p}.post_attention_layernorm.weight"],
+                     attn={r: state[f"{p}.self_attn.{r}_proj.weight"] for r in "qkvo"},
+                     ffn=tuple(state[f"{p}.mlp.{w}_proj.weight"] for w in ("gate", "up", "down")))
+        if f"{p}.self_attn.q_norm.weight" in state:
+            layer.update(q_norm=state[f"{p}.self_attn.q_norm.weight"], k_norm=state[f"{p}.self_attn.k_norm.weight"])
+        layers.append(layer)
+    return layers, state["model.embed_tokens.weight"], state["model.norm.weight"], state["lm_head.weight"]
+
+
+def original_logits(state, input_ids, image_embeddings, placeholder_id, *, heads, kv_heads, rope, eps):
+    """Token embeddings, each run of `image_seq` placeholders replaced by the next image's
+    projected features (the original `count_vision_proj`), then the language model."""
+    layers, embed, final_norm, output = language_model_weights(state)
+    h = embed[input_ids].clone()
+    run = image_embeddings.shape[1]
+    for b in range(input_ids.shape[0]):
+        i, image_index = 0, 0
+        while i <= input_ids.shape[1] - run:
+            if bool((input_ids[b, i:i + run] == placeholder_id).all()):
+                h[b, i:i + run] = image_embeddings[image_index]
+                image_index, i = image_index + 1, i + run
+            else:
+                i += 1
+        assert image_index == image_embeddings.shape[0]
+    for layer in layers:
+        h = h + attention(rms_norm(h, layer["norm1"], eps), layer["attn"], heads, kv_heads, rope, eps,
+                          layer.get("q_norm"), layer.get("k_norm"))
+        h = h + swiglu(rms_norm(h, layer["norm2"], eps), *layer["ffn"])
+    return rms_norm(h, final_norm, eps) @ output.T
+
+
+# ----------------------------------------------------------------------------- original checkpoints
+
+
+def projector_weights(layout: str, vision_hidden: int, bias: bool = True, seed: int = 3) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+
+    def w(*shape, norm=False):
+        noise = torch.randn(shape, generator=gen)
+        return 1.0 + 0.1 * noise if norm else 0.1 * noise
+
+    if layout == "linear":
+        state = {"vision_proj.vision_proj.0.weight": w(DIM, vision_hidden)}
+        if bias:
+            state["vision_proj.vision_proj.0.bias"] = w(DIM)
+        return state
+    return {"vision_proj.mlp.0.weight": w(vision_hidden, norm=True), "vision_proj.mlp.0.bias": w(vision_hidden),
+            "vision_proj.mlp.1.weight": w(DIM, vision_hidden), "vision_proj.mlp.1.bias": w(DIM),
+            "vision_proj.mlp.3.weight": w(DIM, DIM), "vision_proj.mlp.3.bias": w(DIM)}
+
+
+def original_checkpoint(case: str, monkeypatch):
+    """(state dict with original names, reference settings, tower kind, feature recipe, overrides)."""
+    monkeypatch.setattr(test_convert, "VOCAB", VOCAB)  # test_convert's builders read their vocabulary size here
+    if case == "minimind2-v":  # 2025 code: MiniMindForCausalLM names + VisionProj on CLIP ViT-B/16 without CLS
+        state, _ = llama_checkpoint(qk_norm=False)
+        settings = dict(heads=4, kv_heads=2, rope=lambda x: rope_rotate_half(x, 1e6), eps=1e-5)
+        tower, recipe, projector, overrides = "clip", "clip_last_hidden_state_without_cls", ("linear", True), {"num_attention_heads": 4}
+    elif case == "minimind2-v-2024-names-unbiased":  # MiniMindLM-era names (complex RoPE); a bias-free Linear as LLaVA-1
+        state, _ = gen1_checkpoint(heads=4, kv_heads=2)
+        settings = dict(heads=4, kv_heads=2, rope=lambda x: rope_complex_adjacent(x, 1e4), eps=1e-5)
+        tower, recipe, projector, overrides = "clip", "clip_last_hidden_state_without_cls", ("linear", False), {"num_attention_heads": 4}
+    elif case == "minimind-v-2024-siglip":  # 2024 code with its SigLIP option: encoder output through a hook
+        state, _ = gen1_checkpoint(heads=4, kv_heads=2)
+        settings = dict(heads=4, kv_heads=2, rope=lambda x: rope_complex_adjacent(x, 1e4), eps=1e-5)
+        tower, recipe, projector, overrides = "siglip", "siglip_encoder_hook", ("linear", True), {"num_attention_heads": 4}
+    else:  # minimind-3v (2026): minimind-3 names (q/k norm), LayerNorm-MLP on SigLIP2 last_hidden_state
+        assert case == "minimind-3v"
+        state, _ = llama_checkpoint(qk_norm=True, eps=1e-6)
+        settings = dict(heads=4, kv_heads=2, rope=lambda x: rope_rotate_half(x, 1e6), eps=1e-6)
+        tower, recipe, projector, overrides = "siglip", "siglip_last_hidden_state", ("mlp", True), {}
+    state.update(projector_weights(projector[0], VISION["hidden_size"], bias=projector[1]))
+    return state, settings, tower, recipe, overrides
+
+
+CASES = ["minimind2-v", "minimind2-v-2024-names-unbiased", "minimind-v-2024-siglip", "minimind-3v"]
+
+
+@pytest.fixture(scope="module")
+def towers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("towers")
+    return {"clip": clip_tower(root / "clip"), "siglip": siglip_tower(root / "siglip")}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_converted_vlm_logits_equal_reference(case, towers, tmp_path, monkeypatch):
+    state, settings, tower_kind, recipe, overrides = original_checkpoint(case, monkeypatch)
+    tower = towers[tower_kind]
+    torch.save(state, tmp_path / "sft_vlm_64.pth")
+    convert_vlm_checkpoint(tmp_path / "sft_vlm_64.pth", tower, out=tmp_path / "converted", overrides=overrides)
+
+    # The converted folder reloads with the Auto classes and processes images like any MiniMind-V.
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "converted").eval()
+    processor = AutoProcessor.from_pretrained(tmp_path / "converted")
+    assert model.config.image_seq_length == processor.image_seq_length == PATCHES
+    info = json.loads((tmp_path / "converted" / "conversion_info.json").read_text())
+    assert info["vlm_layout"] == ("mlp" if case == "minimind-3v" else "linear") and info["vision_tower"] == str(tower)
+    tower_processor = AutoImageProcessor.from_pretrained(tower)  # the original preprocessed with the tower's own
+    for text, names in PROMPTS:
+        images = [image(name) for name in names]
+        inputs = processor(text=text, images=images, return_tensors="pt")
+        pixel_values = tower_processor(images=images, return_tensors="pt")["pixel_values"]
+        assert torch.equal(inputs["pixel_values"], pixel_values)
+        projected = original_projector(original_features(tower, recipe, pixel_values), state)
+        reference = original_logits(state, inputs["input_ids"], projected, processor.image_token_id, **settings)
+        with torch.no_grad():
+            ours = model(**inputs).logits
+        assert reference.abs().max() > 0.5  # non-trivial logits
+        assert (ours - reference).abs().max() < 1e-5, case
+        with torch.no_grad():  # the image positions really carry the projected features
+            blind = model.language_model(input_ids=inputs["input_ids"]).logits
+        assert (blind - reference).abs().max() > 1e-3
+
+
+def test_siglip_feature_source_matters(towers):
+    """minimind-3v read SigLIP's last_hidden_state (post-LayerNorm); MiniMind-V reads
+    hidden_states[-1]. The converted config ties them; without that the features differ."""
+    pixel_values = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    post = original_features(towers["siglip"], "siglip_last_hidden_state", pixel_values)
+    pre = original_features(towers["siglip"], "siglip_encoder_hook", pixel_values)
+    assert (post - pre).abs().max() > 0.1
+
+
+def test_image_token_count_follows_the_tower():
+    """196 placeholders for clip-vit-base-patch16 (224 px, 16 px patches, CLS dropped),
+    64 for siglip2-base-p32-256-ve (256 px, 32 px patches)."""
+    text = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB)
+    clip = CLIPVisionConfig(image_size=224, patch_size=16).to_dict()
+    siglip = SiglipVisionConfig(image_size=256, patch_size=32).to_dict()
+    assert MiniMindVConfig(text_config=text, vision_config=clip, projector_type="linear").image_seq_length == 196
+    assert MiniMindVConfig(text_config=text, vision_config=siglip).image_seq_length == 64
+
+
+# ----------------------------------------------------------------------------- strictness
+
+
+def save(state, path):
+    torch.save(state, path)
+    return path
+
+
+def test_projector_keys_are_strict(towers, tmp_path, monkeypatch):
+    state, *_ = original_checkpoint("minimind-3v", monkeypatch)
+    broken = {k: v for k, v in state.items() if k != "vision_proj.mlp.3.bias"}
+    broken["vision_proj.mlp.4.weight"] = torch.zeros(1)
+    path = save(broken, tmp_path / "m.pth")
+    with pytest.raises(CheckpointError, match="match no known MiniMind-V layout") as error:
+        convert_vlm_checkpoint(path, towers["siglip"])
+    assert "vision_proj.mlp.4.weight" in str(error.value)
+    with pytest.raises(CheckpointError) as error:  # an explicit layout lists exactly what is wrong
+        convert_vlm_checkpoint(path, towers["siglip"], layout="mlp")
+    assert "missing (1): vision_proj.mlp.3.bias" in str(error.value)
+    assert "unexpected (1): vision_proj.mlp.4.weight" in str(error.value)
+
+
+def test_language_model_keys_are_strict(towers, tmp_path, monkeypatch):
+    state, *_ = original_checkpoint("minimind2-v", monkeypatch)
+    del state["model.layers.1.mlp.up_proj.weight"]
+    with pytest.raises(CheckpointError, match=r"missing \(1\): model.layers.1.mlp.up_proj.weight"):
+        convert_vlm_checkpoint(save(state, tmp_path / "m.pth"), towers["clip"], overrides={"num_attention_heads": 4})
+
+
+def test_wrong_tower_is_refused(towers, tmp_path, monkeypatch):
+    state, *_ = original_checkpoint("minimind2-v", monkeypatch)
+    state.update(projector_weights("linear", vision_hidden=32))  # trained on a 32-wide tower, not ours (48)
+    with pytest.raises(CheckpointError, match="projector shapes do not fit"):
+        convert_vlm_checkpoint(save(state, tmp_path / "m.pth"), towers["clip"], overrides={"num_attention_heads": 4})
+
+
+def test_interim_strip_merging_layout_is_refused(towers, tmp_path, monkeypatch):
+    state, *_ = original_checkpoint("minimind-3v", monkeypatch)
+    for key in [k for k in state if k.startswith("vision_proj.")]:
+        del state[key]
+    # Linear(768 * 4 -> hidden), GELU, Linear: four consecutive SigLIP2 tokens concatenated.
+    state.update({"vision_proj.mlp.0.weight": torch.zeros(DIM, 4 * 48), "vision_proj.mlp.0.bias": torch.zeros(DIM),
+                  "vision_proj.mlp.2.weight": torch.zeros(DIM, DIM), "vision_proj.mlp.2.bias": torch.zeros(DIM)})
+    with pytest.raises(CheckpointError, match="1x4 strips"):
+        convert_vlm_checkpoint(save(state, tmp_path / "m.pth"), towers["siglip"])
+
+
+def test_text_converter_points_vlm_checkpoints_to_the_vision_tower(tmp_path, monkeypatch):
+    state, *_ = original_checkpoint("minimind2-v", monkeypatch)
+    with pytest.raises(CheckpointError, match="--vision-tower"):
+        convert_checkpoint(save(state, tmp_path / "m.pth"), overrides={"num_attention_heads": 4})
+    text_only = {k: v for k, v in state.items() if not k.startswith("vision_proj.")}
+    with pytest.raises(CheckpointError, match="not a MiniMind-V checkpoint"):
+        convert_vlm_checkpoint(save(text_only, tmp_path / "llm.pth"), tmp_path, overrides={"num_attention_heads": 4})
+
+
+def test_resume_file_with_tower_weights_and_fp16(towers, tmp_path, monkeypatch, capsys):
+    """train_*_vlm.py resume files: {"model": full state dict incl. vision_encoder.*, "optimizer": ...}, DDP prefix;
+    the regular .pth files are fp16."""
+    state, settings, _, recipe, overrides = original_checkpoint("minimind2-v", monkeypatch)
+    tower_state = {f"vision_encoder.{k}": v for k, v in CLIPModel.from_pretrained(towers["clip"]).state_dict().items()}
+    wrapped = {"model": {f"module.{k}": v.half() for k, v in {**state, **tower_state}.items()}, "epoch": 1}
+    model = convert_vlm_checkpoint(save(wrapped, tmp_path / "resume.pth"), towers["clip"], overrides=overrides)
+    assert f"ignored {len(tower_state)} vision_encoder.* tensors" in capsys.readouterr().out
+    assert model.dtype == torch.float32
+    expected = state["vision_proj.vision_proj.0.weight"].half().float()
+    assert torch.equal(model.projector.layers[0].weight, expected)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _load_script(name):
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_converts_a_vlm_and_the_result_exports(towers, tmp_path, monkeypatch, capsys):
+    from minimind_hf.export import export_model
+
+    state, settings, _, recipe, _ = original_checkpoint("minimind-3v", monkeypatch)
+    path = save(state, tmp_path / "sft_vlm_768.pth")
+    cli = _load_script("convert_checkpoint")
+    cli.main([str(path), str(tmp_path / "converted"), "--vision-tower", str(towers["siglip"])])
+    assert "siglip_vision_model tower, mlp projector, 16 x <|image_pad|> per image" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a layout flag without a tower exits with the reason
+        cli.main([str(path), str(tmp_path / "x"), "--vlm-layout", "mlp"])
+
+    out = export_model(tmp_path / "converted", tmp_path / "export")
+    card = (out / "README.md").read_text()
+    assert "MiniMind-V layout: minimind-3v (2026)" in card and "siglip_vision_model" in card
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    processor = AutoProcessor.from_pretrained(out)
+    inputs = processor(text="<image>\nWhat is this?", images=[image("noise")], return_tensors="pt")
+    projected = original_projector(original_features(towers["siglip"], recipe, inputs["pixel_values"]), state)
+    reference = original_logits(state, inputs["input_ids"], projected, processor.image_token_id, **settings)
+    with torch.no_grad():
+        assert (model(**inputs).logits - reference).abs().max() < 1e-5
