@@ -2,6 +2,7 @@
 """Terminal chat with streaming output.
 
     python scripts/chat.py MODEL [--system TEXT] [--think] [--temperature 0.85] [--max-new-tokens 512]
+    python scripts/chat.py MINIMIND_V_MODEL --image PATH [--image PATH ...]   (/image PATH in the chat)
 """
 
 import sys

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""OpenAI-compatible server (FastAPI + uvicorn), loopback by default.
+"""OpenAI-compatible server (FastAPI + uvicorn), loopback by default; MiniMind-V folders take
+images as data-URL `image_url` content parts.
 
     python scripts/serve.py MODEL [--host 127.0.0.1] [--port 8000] [--model-name NAME]
 """

@@ -40,7 +40,18 @@ def random_model_dir(root: Path) -> Path:
 
 
 def scripted_model_dir(root: Path) -> Path:
-    """A real MiniMind whose weights are set by hand so that greedy (or any sampling) replies REPLY.
+    """A real MiniMind whose weights are set by hand so that greedy (or any sampling) replies REPLY."""
+    if "scripted" not in _CACHE:
+        model, tok = scripted_model()
+        path = root / "scripted-tiny"
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+        _CACHE["scripted"] = path
+    return _CACHE["scripted"]
+
+
+def scripted_model():
+    """(model, tokenizer) of the scripted MiniMind.
 
     Training a model to memorise a reply takes tens of seconds on a small shared CPU; this takes
     milliseconds. The blocks' output projections are zeroed, so the last hidden state is the
@@ -49,34 +60,70 @@ def scripted_model_dir(root: Path) -> Path:
     untied lm_head row per link with a margin of ~80 logits, so history, system prompts and the
     thinking switch cannot change the answer.
     """
-    if "scripted" not in _CACHE:
+    from minimind_hf import MiniMindForCausalLM, preset_config
+    from minimind_hf.tokenizer import load_tokenizer
+
+    tok = load_tokenizer()
+    reply_ids = tok(REPLY, add_special_tokens=False)["input_ids"]
+    newline = tok.convert_tokens_to_ids("Ċ")
+    chain = [newline, *reply_ids, tok.eos_token_id]
+    assert len(set(chain)) == len(chain), "a bigram chain needs distinct tokens"
+    torch.manual_seed(0)
+    config = preset_config("tiny", tie_word_embeddings=False)
+    model = MiniMindForCausalLM(config)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        basis = torch.linalg.qr(torch.randn(config.hidden_size, config.hidden_size))[0].T  # orthonormal rows
+        model.lm_head.weight.zero_()
+        for i, (token, following) in enumerate(zip(chain, chain[1:])):
+            model.model.embed_tokens.weight[token] = basis[i]
+            model.lm_head.weight[following] = 10.0 * basis[i]
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def vlm_model_dir(root: Path, scripted: bool = False) -> Path:
+    """A tiny MiniMind-V folder (model + processor; random 32x32 CLIP tower, 16 image tokens).
+
+    scripted=False: random language model and projector, so the image changes the text
+    (references come from `model.generate`). scripted=True: the scripted bigram language model
+    inside, so the reply is REPLY whatever the images (the zeroed output projections keep the
+    image features away from the last position) - for front-end tests that check transport.
+    """
+    key = "vlm-scripted" if scripted else "vlm-random"
+    if key not in _CACHE:
+        from helpers import randomize
+
         from minimind_hf import MiniMindForCausalLM, preset_config
         from minimind_hf.tokenizer import load_tokenizer
+        from minimind_hf.vlm import build_vlm
 
-        tok = load_tokenizer()
-        reply_ids = tok(REPLY, add_special_tokens=False)["input_ids"]
-        newline = tok.convert_tokens_to_ids("Ċ")
-        chain = [newline, *reply_ids, tok.eos_token_id]
-        assert len(set(chain)) == len(chain), "a bigram chain needs distinct tokens"
-        torch.manual_seed(0)
-        config = preset_config("tiny", tie_word_embeddings=False)
-        model = MiniMindForCausalLM(config)
-        with torch.no_grad():
-            for layer in model.model.layers:
-                layer.self_attn.o_proj.weight.zero_()
-                layer.mlp.down_proj.weight.zero_()
-            basis = torch.linalg.qr(torch.randn(config.hidden_size, config.hidden_size))[0].T  # orthonormal rows
-            model.lm_head.weight.zero_()
-            for i, (token, following) in enumerate(zip(chain, chain[1:])):
-                model.model.embed_tokens.weight[token] = basis[i]
-                model.lm_head.weight[following] = 10.0 * basis[i]
-        model.generation_config.eos_token_id = tok.eos_token_id
-        model.generation_config.pad_token_id = tok.pad_token_id
-        path = root / "scripted-tiny"
+        if scripted:
+            llm, tok = scripted_model()
+        else:
+            torch.manual_seed(0)
+            llm, tok = randomize(MiniMindForCausalLM(preset_config("tiny")), seed=0), load_tokenizer()
+        model, processor = build_vlm(llm, tok)
+        if not scripted:
+            randomize(model.projector, seed=1)
+        path = root / key
         model.save_pretrained(path)
-        tok.save_pretrained(path)
-        _CACHE["scripted"] = path
-    return _CACHE["scripted"]
+        processor.save_pretrained(path)
+        _CACHE[key] = path
+    return _CACHE[key]
+
+
+def png_bytes(colour: str, size: tuple[int, int] = (40, 40)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @contextlib.contextmanager

@@ -4,7 +4,16 @@ import subprocess
 import sys
 
 import pytest
-from serving_helpers import REPO, REPLY, PipeReader, child_env, scripted_model_dir, stop_process
+from serving_helpers import (
+    REPO,
+    REPLY,
+    PipeReader,
+    child_env,
+    png_bytes,
+    scripted_model_dir,
+    stop_process,
+    vlm_model_dir,
+)
 
 from minimind_hf.serving import chat_cli
 
@@ -16,18 +25,26 @@ def model_dir(tmp_path_factory):
     return scripted_model_dir(tmp_path_factory.mktemp("models"))
 
 
-def test_chat_through_a_pipe_streams_and_keeps_history(model_dir):
+def start_chat(*args):
+    """scripts/chat.py on pipes: (process, stdout reader, stderr reader, say(line))."""
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "chat.py"), str(model_dir), "--temperature", "0", "--show-prompt",
-         "--system", "Be kind."],
+        [sys.executable, str(REPO / "scripts" / "chat.py"), *map(str, args)],
         cwd=REPO, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    out, err = PipeReader(proc.stdout), PipeReader(proc.stderr)
 
     def say(line: str) -> None:
         proc.stdin.write((line + "\n").encode())
         proc.stdin.flush()
 
+    return proc, PipeReader(proc.stdout), PipeReader(proc.stderr), say
+
+
+def shown_prompts(err: PipeReader) -> list[str]:
+    return [p.split("\n--- end prompt ---")[0] for p in err.text.split("--- prompt ---\n")[1:]]
+
+
+def test_chat_through_a_pipe_streams_and_keeps_history(model_dir):
+    proc, out, err, say = start_chat(model_dir, "--temperature", "0", "--show-prompt", "--system", "Be kind.")
     try:
         at = out.wait_for("user> ", timeout=90)
         say("hi")
@@ -47,7 +64,7 @@ def test_chat_through_a_pipe_streams_and_keeps_history(model_dir):
     finally:
         stop_process(proc)
 
-    prompts = [p.split("\n--- end prompt ---")[0] for p in err.text.split("--- prompt ---\n")[1:]]
+    prompts = shown_prompts(err)
     assert len(prompts) == 3
     system = "<|im_start|>system\nBe kind.<|im_end|>\n"
     assert prompts[0] == system + "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -79,3 +96,53 @@ def test_image_is_refused_for_a_text_model(model_dir, tmp_path, capsys):
     image.write_bytes(b"\x89PNG")
     assert chat_cli.main([str(model_dir), "--image", str(image)]) == 2
     assert "does not accept images" in capsys.readouterr().err
+
+
+IMAGE_BLOCK = "<|vision_start|><|image_pad|>×16<|vision_end|>"  # --show-prompt shortens the 16 placeholders
+
+
+def test_images_through_a_pipe(tmp_path_factory):
+    """MiniMind-V: --image goes with the first message, /image with the next; history keeps both."""
+    root = tmp_path_factory.mktemp("vlm")
+    model_dir = vlm_model_dir(root, scripted=True)
+    first, second = root / "red.png", root / "blue dot.png"
+    first.write_bytes(png_bytes("red"))
+    second.write_bytes(png_bytes("blue"))
+    proc, out, err, say = start_chat(model_dir, "--temperature", "0", "--show-prompt", "--image", first)
+    try:
+        at = out.wait_for("1 image(s) for your first message", timeout=90)
+        at = out.wait_for("user> ", at)
+        say("What is this?")
+        at = out.wait_for(f"assistant> {REPLY}\n", at)  # streamed while stdin stays open
+        at = out.wait_for("user> ", at)
+        say(f'/image "{second}"')
+        at = out.wait_for("(1 image(s) attached to your next message)", at)
+        say("/image missing.png")
+        at = out.wait_for("error: image not found: missing.png", at)
+        say("And this?")
+        at = out.wait_for(f"assistant> {REPLY}\n", at)
+        say("Thanks.")
+        at = out.wait_for(f"assistant> {REPLY}\n", at)
+        say("/exit")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop_process(proc)
+
+    prompts = shown_prompts(err)
+    assert len(prompts) == 3
+    turn1 = f"<|im_start|>user\n{IMAGE_BLOCK}What is this?<|im_end|>\n"
+    assert prompts[0] == turn1 + "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    # later prompts re-encode the whole history: the first image stays where it was, the second joins
+    exchange1 = turn1 + f"<|im_start|>assistant\n<think>\n\n</think>\n\n{REPLY}<|im_end|>\n"
+    turn2 = f"<|im_start|>user\n{IMAGE_BLOCK}And this?<|im_end|>\n"
+    assert prompts[1].startswith(exchange1 + turn2)
+    assert prompts[2].startswith(exchange1 + turn2) and prompts[2].count(IMAGE_BLOCK) == 2
+    assert "<|im_start|>user\nThanks.<|im_end|>" in prompts[2]
+
+
+def test_unreadable_image_is_refused(tmp_path_factory, capsys):
+    root = tmp_path_factory.mktemp("vlm")
+    text_file = root / "notes.png"
+    text_file.write_bytes(b"not a picture")
+    assert chat_cli.main([str(vlm_model_dir(root, scripted=True)), "--image", str(text_file)]) == 2
+    assert f"not a readable image: {text_file}" in capsys.readouterr().err

@@ -3,10 +3,12 @@
 A random-weight tiny model serves in a subprocess (real startup, real sockets); references
 come from calling `generate` on the same weights in this process. Tool calls, reasoning and
 stop strings need known model text, so they run against an in-process server whose engine
-replays canned replies.
+replays canned replies. Images run against an in-process server with a tiny MiniMind-V.
 """
 
+import base64
 import http.client
+import io
 import json
 import threading
 import time
@@ -16,13 +18,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from serving_helpers import free_port, one_thread, random_model_dir, start_script, stop_process, wait_http
+from serving_helpers import (
+    free_port,
+    one_thread,
+    png_bytes,
+    random_model_dir,
+    start_script,
+    stop_process,
+    vlm_model_dir,
+    wait_http,
+)
 
 openai = pytest.importorskip("openai", reason="the official openai client is a dev dependency")
 uvicorn = pytest.importorskip("uvicorn")
 
-from minimind_hf.serving import GenerationResult, GenerationWorker, parse_reply  # noqa: E402
+from minimind_hf.serving import GenerationResult, GenerationWorker, load_engine, parse_reply  # noqa: E402
 from minimind_hf.serving.engine import ChatEngine, load_chat_model  # noqa: E402
+from minimind_hf.serving.images import data_url  # noqa: E402
 from minimind_hf.serving.server import create_app  # noqa: E402
 
 NAME = "minimind-tiny"
@@ -221,19 +233,42 @@ class CannedEngine(ChatEngine):
         super().__init__(model, tokenizer, name=NAME)
         self.replies, self.prompts, self.cancelled = list(replies), [], threading.Event()
 
-    def generate(self, prompt_ids, params, on_text, cancel=None):
-        self.prompts.append(self.tokenizer.decode(prompt_ids))
+    def generate(self, prompt, params, on_text, cancel=None):
+        self.prompts.append(self.tokenizer.decode(prompt.input_ids))
         text = self.replies.pop(0)
         if text == "FOREVER":  # a reply that only ends when the request is cancelled
             while not cancel.wait(0.01):
                 on_text("tick ")
             self.cancelled.set()
-            return GenerationResult(len(prompt_ids), 1, "stop")
+            return GenerationResult(len(prompt), 1, "stop")
         for i in range(0, len(text), 3):
             if cancel is not None and cancel.is_set():
                 break
             on_text(text[i:i + 3])
-        return GenerationResult(len(prompt_ids), len(self.tokenizer(text)["input_ids"]) + 1, "stop")
+        return GenerationResult(len(prompt), len(self.tokenizer(text)["input_ids"]) + 1, "stop")
+
+
+def start_in_process(engine, servers: list):
+    """Serve `engine` with uvicorn on a thread; returns an openai client (with `.port`)."""
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(GenerationWorker(engine)), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    servers.append((srv, thread))
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert srv.started
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=60)
+    client.port = port
+    return client
+
+
+def stop_in_process(servers: list) -> None:
+    for srv, thread in servers:
+        srv.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture()
@@ -243,24 +278,10 @@ def canned(reference):
 
     def start(*replies):
         engine = CannedEngine(*reference, replies)
-        port = free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(GenerationWorker(engine)), host="127.0.0.1", port=port,
-                                            log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        servers.append((srv, thread))
-        deadline = time.monotonic() + 20
-        while not srv.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert srv.started
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
-        client.port = port
-        return client, engine
+        return start_in_process(engine, servers), engine
 
     yield start
-    for srv, thread in servers:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    stop_in_process(servers)
 
 
 TOOL_REPLY = ('<think>\nThe user wants the weather.\n</think>\n\nLet me look.\n<tool_call>\n'
@@ -318,3 +339,158 @@ def test_client_disconnect_cancels_generation(canned):
     conn.close()
     assert engine.cancelled.wait(30)
     assert client.chat.completions.create(model=NAME, messages=HI).choices[0].message.content == "Next one."
+
+
+# ----------------------------------------------------------------------------- images (MiniMind-V)
+
+VLM = "minimind-v-tiny"
+
+
+@pytest.fixture(scope="module")
+def vlm_dir(tmp_path_factory):
+    return vlm_model_dir(tmp_path_factory.mktemp("vlm"))
+
+
+@pytest.fixture(scope="module")
+def vlm_client(vlm_dir):
+    """The real engine, loaded from the folder the way scripts/serve.py loads it, served in process."""
+    servers = []
+    engine = load_engine(vlm_dir, name=VLM, device="cpu")
+    yield start_in_process(engine, servers)
+    stop_in_process(servers)
+
+
+@pytest.fixture(scope="module")
+def vlm_reference(vlm_dir):
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    return AutoModelForCausalLM.from_pretrained(vlm_dir).eval(), AutoProcessor.from_pretrained(vlm_dir)
+
+
+def image_url_part(colour: str) -> dict:
+    return {"type": "image_url", "image_url": {"url": data_url(png_bytes(colour))}}
+
+
+def _decode(url: str):
+    """The reference's own image decoding (PIL, RGB), independent of the server's."""
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+
+
+def vlm_reference_reply(vlm_reference, messages, max_new_tokens):
+    """(content, prompt length) from the processor + model.generate on the same images and text."""
+    model, processor = vlm_reference
+    images, template_messages = [], []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            images += [_decode(p["image_url"]["url"]) for p in content if p["type"] == "image_url"]
+            content = [{"type": "image"} if p["type"] == "image_url" else p for p in content]
+        template_messages.append({**message, "content": content})
+    prompt = processor.apply_chat_template(template_messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[prompt], images=images, return_tensors="pt")
+    tok = processor.tokenizer
+    with one_thread(), torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    width = inputs["input_ids"].shape[1]
+    placeholders = int((inputs["input_ids"] == processor.image_token_id).sum())
+    assert placeholders == len(images) * processor.image_seq_length
+    return parse_reply(tok.decode(out[0, width:], skip_special_tokens=True)).content, width
+
+
+def test_image_request_matches_generate_with_the_processor(vlm_client, vlm_reference):
+    messages = [{"role": "user", "content": [image_url_part("red"), {"type": "text", "text": "Describe the picture."}]}]
+    with one_thread():
+        reply = vlm_client.chat.completions.create(model=VLM, messages=messages, temperature=0, max_tokens=12)
+        streamed = vlm_client.chat.completions.create(model=VLM, messages=messages, temperature=0, max_tokens=12,
+                                                      stream=True, stream_options={"include_usage": True})
+        chunks = list(streamed)
+    expected, prompt_len = vlm_reference_reply(vlm_reference, messages, 12)
+    assert reply.choices[0].message.content == expected and expected
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected
+    # usage counts the expanded image tokens: the text prompt holds 1 placeholder, the model saw 16
+    _, processor = vlm_reference
+    text_only = processor.tokenizer.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the picture."}]}],
+        add_generation_prompt=True)["input_ids"]
+    assert reply.usage.prompt_tokens == prompt_len == len(text_only) - 1 + processor.image_seq_length
+    assert chunks[-1].usage.prompt_tokens == prompt_len
+    # the image matters: another picture, another answer (and the same one as generate() gives)
+    messages[0]["content"][0] = image_url_part("blue")
+    with one_thread():
+        other = vlm_client.chat.completions.create(model=VLM, messages=messages, temperature=0, max_tokens=12)
+    assert other.choices[0].message.content == vlm_reference_reply(vlm_reference, messages, 12)[0] != expected
+
+
+def test_images_across_history_keep_their_order(vlm_client, vlm_reference):
+    """Two images in two user turns: both stay in the prompt, in reading order, as generate() sees them."""
+    messages = [
+        {"role": "user", "content": [image_url_part("green"), {"type": "text", "text": "What is this?"}]},
+        {"role": "assistant", "content": "A square."},
+        {"role": "user", "content": [{"type": "text", "text": "And this one?"}, image_url_part("black")]},
+    ]
+    with one_thread():
+        reply = vlm_client.chat.completions.create(model=VLM, messages=messages, temperature=0, max_tokens=10)
+    expected, prompt_len = vlm_reference_reply(vlm_reference, messages, 10)
+    assert reply.choices[0].message.content == expected
+    assert reply.usage.prompt_tokens == prompt_len
+    swapped = [dict(messages[0], content=[image_url_part("black"), messages[0]["content"][1]]), messages[1],
+               dict(messages[2], content=[messages[2]["content"][0], image_url_part("green")])]
+    assert vlm_reference_reply(vlm_reference, swapped, 10)[0] != expected  # so the order was really checked
+
+
+def test_context_check_counts_image_tokens(vlm_client):
+    messages = [{"role": "user", "content": [image_url_part("red"), {"type": "text", "text": "hi"}]}]
+    with one_thread():
+        prompt_len = vlm_client.chat.completions.create(model=VLM, messages=messages, max_tokens=1).usage.prompt_tokens
+    with pytest.raises(openai.BadRequestError) as err:
+        vlm_client.chat.completions.create(model=VLM, messages=messages, max_tokens=1024 - prompt_len + 1)
+    assert err.value.code == "context_length_exceeded" and f"the messages take {prompt_len} and" in err.value.message
+
+
+def test_concurrent_image_requests_never_mix(vlm_client):
+    jobs = [(colour, i % 2 == 0) for i, colour in enumerate(["red", "green", "blue", "black"])]
+
+    def ask(job):
+        colour, stream = job
+        kwargs = dict(model=VLM, temperature=0, max_tokens=8, messages=[
+            {"role": "user", "content": [image_url_part(colour), {"type": "text", "text": "Describe the picture."}]}])
+        if not stream:
+            return vlm_client.chat.completions.create(**kwargs).choices[0].message.content
+        chunks = vlm_client.chat.completions.create(stream=True, **kwargs)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    with one_thread():
+        alone = [ask(job) for job in jobs]
+        assert len(set(alone)) > 2  # the pictures change the answers
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            together = list(pool.map(ask, jobs))
+    assert together == alone
+
+
+BAD_IMAGES = {
+    "not an image": (data_url(b"just some text, not a picture"), "not an image format"),
+    "broken base64": ("data:image/png;base64,@@not-base64@@", "base64"),
+    "remote url": ("https://example.com/cat.png", "remote URLs are not fetched"),
+    "not a data url": ("cat.png", "must be a base64 data URL"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_IMAGES))
+def test_bad_images_get_400(vlm_client, case):
+    url, reason = BAD_IMAGES[case]
+    body = {"model": VLM, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": url}}]}]}
+    status, payload = _post(f"http://127.0.0.1:{vlm_client.port}/v1/chat/completions", json.dumps(body).encode())
+    assert status == 400, payload
+    error = payload["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "messages.0.content.1"
+    assert reason in error["message"] and error["message"].startswith("messages[0].content[1]: image_url")
+
+
+def test_image_markers_in_text_are_refused(vlm_client):
+    with pytest.raises(openai.BadRequestError, match="image marker"):
+        vlm_client.chat.completions.create(model=VLM, max_tokens=1, messages=[
+            {"role": "user", "content": "what is in <image>?"}])

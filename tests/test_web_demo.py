@@ -1,7 +1,8 @@
 """The Streamlit web demo in a real headless Chromium (Debian's chromium + chromium-driver).
 
 Not skipped when the browser is missing: as root with apt-get (CI) the test installs it, and
-otherwise it fails saying what to install.
+otherwise it fails saying what to install. The MiniMind-V image upload is checked without a
+browser, with Streamlit's own in-process app runner (`streamlit.testing.v1.AppTest`).
 """
 
 import os
@@ -10,7 +11,17 @@ import subprocess
 import tempfile
 
 import pytest
-from serving_helpers import REPLY, free_port, scripted_model_dir, start_script, stop_process, wait_http
+from serving_helpers import (
+    REPLY,
+    free_port,
+    one_thread,
+    png_bytes,
+    scripted_model_dir,
+    start_script,
+    stop_process,
+    vlm_model_dir,
+    wait_http,
+)
 
 CURSOR = "▌"
 BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -129,3 +140,38 @@ def test_web_demo_streams_an_answer_in_chromium(browser, demo, tmp_path):
         assert image.format == "PNG" and image.size[0] >= 800 and image.size[1] >= 600
         assert len(set(image.convert("L").resize((64, 64)).getdata())) > 4  # something was drawn
     print(f"screenshot: {shot}")
+
+
+def _demo_page(model_dir):  # run by AppTest as a script of its own: imports inside
+    from minimind_hf.serving.web_demo import build_parser, run_page
+
+    run_page(build_parser().parse_args([model_dir, "--temperature", "0"]))
+
+
+def test_image_upload_for_a_minimind_v_folder(tmp_path_factory):
+    """The upload is enabled for MiniMind-V; an uploaded image goes with the next message only."""
+    from streamlit.testing.v1 import AppTest
+
+    model_dir = vlm_model_dir(tmp_path_factory.mktemp("vlm"), scripted=True)
+    app = AppTest.from_function(_demo_page, args=(str(model_dir),), default_timeout=90)
+    with one_thread():
+        app.run()
+        assert not app.exception
+        [uploader] = app.sidebar.file_uploader
+        assert not uploader.proto.disabled and ".png" in uploader.allowed_type
+        uploader.upload("broken.png", b"not a picture", "image/png")
+        app.chat_input[0].set_value("What is this?").run()
+        assert "broken.png is not a readable image" in app.error[0].value and not app.chat_message
+        app.sidebar.file_uploader[0].set_value(("red.png", png_bytes("red"), "image/png"))
+        app.chat_input[0].set_value("What is this?").run()
+        assert not app.exception and not app.error
+        user, assistant = app.chat_message
+        assert [e.type for e in user.children.values()] == ["image", "markdown"]  # the picture is shown
+        assert assistant.markdown[0].value == REPLY
+        [uploader] = app.sidebar.file_uploader  # emptied once sent
+        assert not uploader.value
+        app.chat_input[0].set_value("And now?").run()
+    assert [m.markdown[0].value for m in app.chat_message] == ["What is this?", REPLY, "And now?", REPLY]
+    messages = app.session_state["conversation"].messages
+    # the image stays with the first message (re-encoded in every prompt), the second has none
+    assert [p["type"] for p in messages[0]["content"]] == ["image_url", "text"] and messages[2]["content"] == "And now?"

@@ -9,10 +9,12 @@ from .engine import (
     ChatEngine,
     GenerationResult,
     GenerationWorker,
+    Prompt,
     RequestError,
     SamplingParams,
     load_chat_model,
     load_engine,
+    load_processor,
 )
 from .parsing import ParsedReply, ReplyAssembler, ToolCall, parse_reply
 
@@ -22,6 +24,7 @@ __all__ = [
     "GenerationResult",
     "GenerationWorker",
     "ParsedReply",
+    "Prompt",
     "ReplyAssembler",
     "RequestError",
     "SamplingParams",
@@ -29,6 +32,7 @@ __all__ = [
     "Turn",
     "load_chat_model",
     "load_engine",
+    "load_processor",
     "parse_reply",
     "start_turn",
 ]

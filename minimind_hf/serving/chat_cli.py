@@ -2,23 +2,27 @@
 
 Lines starting with "/" are commands (see HELP); everything else is a user message. Works
 interactively and through pipes: every piece of the answer is flushed as it is generated.
+MiniMind-V models take images: `--image PATH` for the first message, `/image PATH` for the next.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
-from pathlib import Path
 
 from .conversation import Conversation, start_turn
 from .engine import GenerationWorker, RequestError, SamplingParams, load_engine
+from .images import check_image_file
 
 HELP = """commands:
-  /reset         forget the conversation (keeps the system prompt)
-  /think         toggle thinking (reasoning in <think> before the answer)
-  /system TEXT   set the system prompt (and reset)
-  /help          this text
-  /exit, /quit   leave (so does Ctrl-D)"""
+  /image PATH ...  attach image(s) to your next message (MiniMind-V models)
+  /reset           forget the conversation and pending images (keeps the system prompt)
+  /think           toggle thinking (reasoning in <think> before the answer)
+  /system TEXT     set the system prompt (and reset)
+  /help            this text
+  /exit, /quit     leave (so does Ctrl-D)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetition-penalty", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=None, help="fix the sampling of every answer")
-    p.add_argument("--image", action="append", default=[], metavar="PATH", help="image(s) for the first message (MiniMind-V)")
+    p.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="image for the first message (MiniMind-V); repeat for several")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     p.add_argument("--trust-remote-code", action="store_true")
@@ -62,26 +67,44 @@ class _Printer:
         self.out.flush()
 
 
+def _read_images(paths: list[str]) -> list[str]:
+    """Data URLs of the image files (read once; the conversation keeps them for later prompts)."""
+    return [check_image_file(path)["image_url"]["url"] for path in paths]
+
+
+def _readable_prompt(engine, prompt_ids: list[int]) -> str:
+    """The decoded prompt, each run of image placeholder tokens shortened to `<|image_pad|>×N`."""
+    text = engine.tokenizer.decode(prompt_ids)
+    if engine.processor is None:
+        return text
+    token = engine.processor.image_token
+    return re.sub(f"(?:{re.escape(token)})+", lambda run: f"{token}×{len(run[0]) // len(token)}", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = sys.stdout
     engine = load_engine(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    no_images = (f"this model ({engine.model.config.model_type}) does not accept images; "
+                 "images need a MiniMind-V model")
     if args.image and not engine.accepts_images:
-        print(f"error: this model ({engine.model.config.model_type}) does not accept images; "
-              "--image needs a MiniMind-V model", file=sys.stderr)
+        print(f"error: {no_images}", file=sys.stderr)
         return 2
-    missing = [path for path in args.image if not Path(path).is_file()]
-    if missing:
-        print(f"error: image not found: {', '.join(missing)}", file=sys.stderr)
+    try:
+        images = _read_images(args.image)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     worker = GenerationWorker(engine)
     params = SamplingParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, seed=args.seed,
     )
-    conversation, thinking, images = Conversation(system=args.system), args.think, list(args.image)
-    print(f"MiniMind chat · {engine.name} · thinking {'on' if thinking else 'off'} · /help for commands",
-          file=out, flush=True)
+    conversation, thinking = Conversation(system=args.system), args.think
+    banner = f"MiniMind chat · {engine.name} · thinking {'on' if thinking else 'off'}"
+    if images:
+        banner += f" · {len(images)} image(s) for your first message"
+    print(banner + " · /help for commands", file=out, flush=True)
 
     while True:
         try:
@@ -98,7 +121,20 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if command == "/reset":
                 conversation.reset()
+                images = []
                 print("(history cleared)", file=out, flush=True)
+            elif command == "/image":
+                try:
+                    paths = shlex.split(rest)
+                    if not engine.accepts_images:
+                        raise ValueError(no_images)
+                    if not paths:
+                        raise ValueError("usage: /image PATH [PATH ...]")
+                    images += _read_images(paths)
+                except (OSError, ValueError) as exc:
+                    print(f"error: {exc}", file=out, flush=True)
+                else:
+                    print(f"({len(images)} image(s) attached to your next message)", file=out, flush=True)
             elif command == "/think":
                 thinking = not thinking
                 print(f"(thinking {'on' if thinking else 'off'})", file=out, flush=True)
@@ -111,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
 
         conversation.add_user(text, images)
-        images = []  # images go with the first message only
+        images = []  # attached to this message; the history keeps them for later prompts
         try:
             turn = start_turn(worker, conversation, params, thinking=thinking)
         except RequestError as exc:
@@ -119,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc.message}", file=out, flush=True)
             continue
         if args.show_prompt:
-            prompt = engine.tokenizer.decode(turn.prompt_ids)
+            prompt = _readable_prompt(engine, turn.prompt_ids)
             print(f"--- prompt ---\n{prompt}\n--- end prompt ---", file=sys.stderr, flush=True)
         printer = _Printer(out)
         out.write("assistant> ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from .engine import GenerationResult, GenerationWorker, SamplingParams
+from .engine import GenerationResult, GenerationWorker, Prompt, SamplingParams
 from .images import image_part
 from .parsing import Delta, ParsedReply, ReplyAssembler
 
@@ -21,7 +21,8 @@ class Conversation:
         self.messages.clear()
 
     def add_user(self, text: str, images: list[str] | None = None) -> None:
-        # Images become OpenAI content parts: the template renders one placeholder per image.
+        """`images`: file paths or data URLs. They become OpenAI image_url parts (before the text) and
+        stay in the history, so every later prompt re-encodes them at the same place."""
         content = [image_part(i) for i in images] + [{"type": "text", "text": text}] if images else text
         self.messages.append({"role": "user", "content": content})
 
@@ -48,14 +49,18 @@ class Turn:
     """One streamed answer: iterate for reasoning/content deltas; `reply` and `result` at the end."""
 
     worker: GenerationWorker
-    prompt_ids: list[int]
+    prompt: Prompt
     params: SamplingParams
     reply: ParsedReply | None = None
     result: GenerationResult | None = None
 
+    @property
+    def prompt_ids(self) -> list[int]:
+        return self.prompt.input_ids
+
     def __iter__(self) -> Iterator[Delta]:
         assembler = ReplyAssembler(self.params.stop)
-        job = self.worker.submit(self.prompt_ids, self.params)
+        job = self.worker.submit(self.prompt, self.params)
         try:
             for kind, value in job:
                 if kind == "error":
@@ -74,6 +79,6 @@ class Turn:
 
 def start_turn(worker: GenerationWorker, conversation: Conversation, params: SamplingParams, thinking: bool = False) -> Turn:
     """Render the conversation (ending with the user's new message) and queue its answer."""
-    prompt_ids = worker.engine.encode_chat(conversation.to_messages(), open_thinking=thinking)
-    budget = worker.engine.check_budget(len(prompt_ids), None, params.max_new_tokens)
-    return Turn(worker, prompt_ids, replace(params, max_new_tokens=budget))
+    prompt = worker.engine.encode_prompt(conversation.to_messages(), open_thinking=thinking)
+    budget = worker.engine.check_budget(len(prompt), None, params.max_new_tokens)  # image tokens count too
+    return Turn(worker, prompt, replace(params, max_new_tokens=budget))

@@ -5,6 +5,10 @@ Every front end (terminal chat, web demo, OpenAI server) talks to a `GenerationW
 one at a time, in arrival order, on the worker's thread. A job streams its text back through
 a transformers `TextStreamer` subclass, to a plain queue (sync consumers) or to an asyncio
 queue (the server), and ends with a `GenerationResult` carrying the token counts.
+
+MiniMind-V folders load with their processor: image content parts (data URLs) are decoded,
+rendered as image blocks by the chat template, expanded to placeholder tokens and turned into
+`pixel_values` (`Prompt`), which `generate` feeds to the prefill step.
 """
 
 from __future__ import annotations
@@ -17,9 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList, TextStreamer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoProcessor,
+    AutoTokenizer,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextStreamer,
+)
 
-import minimind_hf  # noqa: F401  (registers model_type "minimind" with the Auto classes)
+import minimind_hf  # noqa: F401  (registers "minimind" / "minimind-v" with the Auto classes)
+
+from .images import load_image
 
 # Keyword names `apply_chat_template` uses itself: clients may not smuggle them in as template kwargs.
 RESERVED_TEMPLATE_KWARGS = frozenset(
@@ -58,6 +72,18 @@ class SamplingParams:
 
 
 @dataclass
+class Prompt:
+    """A rendered, tokenized prompt: image placeholders already expanded in `input_ids`, and
+    `pixel_values` holding the prompt's images in reading order (None without images)."""
+
+    input_ids: list[int]
+    pixel_values: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
 class GenerationResult:
     prompt_tokens: int
     completion_tokens: int  # every generated token, the end-of-turn token included
@@ -70,34 +96,51 @@ def content_has_images(content: Any) -> bool:
     )
 
 
-class ChatEngine:
-    """A model + tokenizer pair with the chat-specific glue: prompts, limits, one generate call."""
+def is_vision_language(config) -> bool:
+    return getattr(config, "model_type", "") == "minimind-v" or getattr(config, "vision_config", None) is not None
 
-    def __init__(self, model, tokenizer, name: str | None = None):
+
+class ChatEngine:
+    """A model + tokenizer (+ processor for MiniMind-V) with the chat glue: prompts, limits, one generate call."""
+
+    def __init__(self, model, tokenizer, name: str | None = None, processor=None):
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        if processor is None and is_vision_language(model.config):
+            raise ValueError("a vision-language model needs its processor (AutoProcessor.from_pretrained(folder))")
+        self.processor = processor
+        self.tokenizer = processor.tokenizer if processor is not None else tokenizer
         self.name = name or Path(getattr(model, "name_or_path", "") or "model").name
-        if not tokenizer.chat_template:
+        if not self.tokenizer.chat_template:
             raise ValueError("the tokenizer has no chat template: is this a chat (SFT) model folder?")
-        self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or tokenizer.model_max_length)
+        text_config = model.config.get_text_config(decoder=True)
+        self.context_length = int(getattr(text_config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
         self._encode_lock = threading.Lock()  # fast tokenizers dislike concurrent use from several threads
         configured = _as_list(getattr(model.generation_config, "eos_token_id", None))
-        self.eos_token_ids = sorted({tokenizer.eos_token_id, *configured} - {None})
+        self.eos_token_ids = sorted({self.tokenizer.eos_token_id, *configured} - {None})
 
     @property
     def accepts_images(self) -> bool:
-        # MiniMind-V plugs in here (its config carries a vision tower); text-only models say no.
-        return getattr(self.model.config, "model_type", "") == "minimind-v"
+        """MiniMind-V (a model with a vision tower, loaded with its processor) takes image parts."""
+        return self.processor is not None
 
     def encode_chat(self, messages: list[dict], tools: list[dict] | None = None, **template_kwargs) -> list[int]:
-        """Prompt token ids for `messages` + the assistant generation prompt."""
-        if any(content_has_images(m.get("content")) for m in messages):
-            if not self.accepts_images:
-                raise RequestError("this model does not accept images", param="messages", code="images_not_supported")
-            raise RequestError("image input for MiniMind-V is not wired into serving yet", param="messages")
+        """Prompt token ids for `messages` + the assistant generation prompt (see `encode_prompt`)."""
+        return self.encode_prompt(messages, tools, **template_kwargs).input_ids
+
+    def encode_prompt(self, messages: list[dict], tools: list[dict] | None = None, **template_kwargs) -> Prompt:
+        """Render `messages` + the assistant generation prompt; decode and preprocess their images.
+
+        The whole history is rendered every turn, so images of earlier turns keep their place
+        (and their placeholder tokens) in every later prompt.
+        """
         bad = RESERVED_TEMPLATE_KWARGS & set(template_kwargs)
         if bad:
             raise RequestError(f"chat_template_kwargs may not set {sorted(bad)}", param="chat_template_kwargs")
+        images: list = []
+        if any(content_has_images(m.get("content")) for m in messages):
+            if not self.accepts_images:
+                raise RequestError("this model does not accept images", param="messages", code="images_not_supported")
+            messages, images = _take_images(messages)
         with self._encode_lock:
             try:
                 text = self.tokenizer.apply_chat_template(
@@ -105,7 +148,25 @@ class ChatEngine:
                 )
             except Exception as exc:  # jinja's raise_exception (unknown role, ...) and type errors in content
                 raise RequestError(f"cannot render the chat template: {exc}", param="messages") from exc
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if self.processor is None:
+                return Prompt(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return self._process(text, images)
+
+    def _process(self, text: str, images: list) -> Prompt:
+        """The processor expands each image block to `image_seq_length` placeholders + pixel values."""
+        processor = self.processor
+        markers = processor.normalize_image_markers(text).count(processor.image_token)
+        if markers != len(images):
+            raise RequestError(
+                f"the messages hold {markers} image marker(s) but {len(images)} image(s): send images as "
+                f"image_url content parts and keep <image> / {processor.image_token} out of the text",
+                param="messages",
+            )
+        try:
+            batch = processor(text=[text], images=images or None, return_tensors="pt")
+        except Exception as exc:  # an image the image processor cannot handle
+            raise RequestError(f"cannot preprocess the images: {exc}", param="messages") from exc
+        return Prompt(batch["input_ids"][0].tolist(), batch["pixel_values"] if images else None)
 
     def check_budget(self, prompt_len: int, max_new_tokens: int | None, default: int) -> int:
         """The number of tokens to generate: the request's, or as many as fit (up to `default`)."""
@@ -128,7 +189,7 @@ class ChatEngine:
 
     @torch.inference_mode()
     def generate(
-        self, prompt_ids: list[int], params: SamplingParams, on_text, cancel: threading.Event | None = None
+        self, prompt: Prompt, params: SamplingParams, on_text, cancel: threading.Event | None = None
     ) -> GenerationResult:
         """Blocking generation; `on_text(str)` receives decoded text as it becomes final."""
         streamer = _CallbackStreamer(self.tokenizer, on_text)
@@ -138,7 +199,9 @@ class ChatEngine:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         if params.seed is not None:
             torch.manual_seed(params.seed)  # only this thread generates, so the seed alone fixes the sample
-        input_ids = torch.tensor([prompt_ids], device=self.model.device)
+        input_ids = torch.tensor([prompt.input_ids], device=self.model.device)
+        if prompt.pixel_values is not None:  # transformers feeds them to the prefill step only
+            kwargs["pixel_values"] = prompt.pixel_values.to(self.model.device)
         self.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
@@ -150,7 +213,35 @@ class ChatEngine:
         )
         ended = streamer.last_token in self.eos_token_ids
         finish = "length" if not ended and streamer.generated >= params.max_new_tokens else "stop"
-        return GenerationResult(len(prompt_ids), streamer.generated, finish)
+        return GenerationResult(len(prompt), streamer.generated, finish)
+
+
+def _take_images(messages: list[dict]) -> tuple[list[dict], list]:
+    """Decode every image part (data URLs) in reading order; the template sees `{"type": "image"}`."""
+    images, out = [], []
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if not content_has_images(content):
+            out.append(message)
+            continue
+        parts = []
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "image_url":
+                url = part.get("image_url")
+                url = url.get("url") if isinstance(url, dict) else url
+                try:
+                    images.append(load_image(url if isinstance(url, str) else ""))
+                except ValueError as exc:
+                    raise RequestError(f"messages[{i}].content[{j}]: {exc}", param=f"messages.{i}.content.{j}",
+                                       code="invalid_image") from exc
+                part = {"type": "image"}
+            elif kind == "image":
+                raise RequestError(f"messages[{i}].content[{j}]: an image part needs its data (send image_url)",
+                                   param=f"messages.{i}.content.{j}", code="invalid_image")
+            parts.append(part)
+        out.append({**message, "content": parts})
+    return out, images
 
 
 def _as_list(value) -> list:
@@ -193,8 +284,8 @@ class Job:
     Events: ("text", str) ... then ("done", GenerationResult) or ("error", Exception).
     """
 
-    def __init__(self, prompt_ids: list[int], params: SamplingParams, loop: asyncio.AbstractEventLoop | None = None):
-        self.prompt_ids, self.params = prompt_ids, params
+    def __init__(self, prompt: Prompt, params: SamplingParams, loop: asyncio.AbstractEventLoop | None = None):
+        self.prompt, self.params = prompt, params
         self.cancel = threading.Event()
         self._loop = loop
         self._queue: asyncio.Queue | queue.Queue = asyncio.Queue() if loop else queue.Queue()
@@ -232,8 +323,8 @@ class GenerationWorker:
         self._thread = threading.Thread(target=self._run, name="minimind-generation", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams, loop=None) -> Job:
-        job = Job(prompt_ids, params, loop)
+    def submit(self, prompt: Prompt | list[int], params: SamplingParams, loop=None) -> Job:
+        job = Job(prompt if isinstance(prompt, Prompt) else Prompt(list(prompt)), params, loop)
         self._jobs.put(job)
         return job
 
@@ -247,11 +338,11 @@ class GenerationWorker:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             if job.cancel.is_set():  # the client left while queued
-                job._emit("done", GenerationResult(len(job.prompt_ids), 0, "stop"))
+                job._emit("done", GenerationResult(len(job.prompt), 0, "stop"))
                 continue
             try:
                 on_text = lambda text, j=job: j._emit("text", text)  # noqa: E731
-                result = self.engine.generate(job.prompt_ids, job.params, on_text, job.cancel)
+                result = self.engine.generate(job.prompt, job.params, on_text, job.cancel)
             except Exception as exc:  # noqa: BLE001 - reported to the job's consumer, the worker lives on
                 job._emit("error", exc)
             else:
@@ -268,6 +359,19 @@ def load_chat_model(path: str | Path, device: str | None = None, dtype: str = "a
     return model.to(device).eval(), tokenizer
 
 
+def load_processor(path: str | Path, trust_remote_code: bool = False):
+    """The folder's processor (tokenizer + image processor) for a MiniMind-V model; None for text-only ones."""
+    config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    if not is_vision_language(config):
+        return None
+    try:
+        return AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} holds a vision-language model but no usable processor files "
+                         f"(save them with processor.save_pretrained): {exc}") from exc
+
+
 def load_engine(path: str | Path, name: str | None = None, **kwargs) -> ChatEngine:
     model, tokenizer = load_chat_model(path, **kwargs)
-    return ChatEngine(model, tokenizer, name=name or Path(str(path)).resolve().name)
+    processor = load_processor(path, trust_remote_code=kwargs.get("trust_remote_code", False))
+    return ChatEngine(model, tokenizer, name=name or Path(str(path)).resolve().name, processor=processor)

@@ -1,8 +1,8 @@
 """Images as OpenAI `image_url` content parts (data URLs), ready for MiniMind-V.
 
-Text-only models reject image parts before anything is decoded (see `ChatEngine.encode_chat`);
-these helpers are the one path by which the terminal (`--image PATH`), the web demo (upload)
-and the server (data URLs) will hand pictures to a vision-language processor.
+Text-only models reject image parts before anything is decoded (see `ChatEngine.encode_prompt`);
+these helpers are the one path by which the terminal (`--image PATH`, `/image PATH`), the web
+demo (upload) and the server (data URLs) hand pictures to the vision-language processor.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import mimetypes
 import re
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 _DATA_URL = re.compile(r"^data:(image/[\w.+-]+)?(;[\w=.-]+)*;base64,(?P<data>.*)$", re.DOTALL)
 
@@ -34,14 +34,31 @@ def image_part(source: str | Path) -> dict:
     return {"type": "image_url", "image_url": {"url": source}}
 
 
+def check_image_file(path: str | Path) -> dict:
+    """`image_part(path)` after making sure the file is a readable image (ValueError / FileNotFoundError)."""
+    part = image_part(path)
+    try:
+        load_image(part["image_url"]["url"])
+    except ValueError:
+        raise ValueError(f"not a readable image: {path}") from None
+    return part
+
+
 def load_image(url: str) -> Image.Image:
     """Decode a base64 data URL into an RGB image. Remote URLs are refused: the server never fetches."""
     match = _DATA_URL.match(url)
     if match is None:
         raise ValueError("image_url must be a base64 data URL (data:image/...;base64,...); remote URLs are not fetched")
     try:
-        image = Image.open(io.BytesIO(base64.b64decode(match["data"], validate=True)))
+        raw = base64.b64decode(match["data"], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"image_url does not hold a readable image: its base64 data is invalid ({exc})") from exc
+    try:
+        image = Image.open(io.BytesIO(raw))
         image.load()
-    except (binascii.Error, OSError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise ValueError("image_url does not hold a readable image: the data is not an image format "
+                         "Pillow can decode (PNG, JPEG, WebP, GIF, BMP, ...)") from None
+    except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"image_url does not hold a readable image: {exc}") from exc
     return image.convert("RGB")

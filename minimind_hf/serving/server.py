@@ -17,9 +17,10 @@ from dataclasses import replace
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .engine import GenerationWorker, RequestError, SamplingParams
+from .engine import GenerationWorker, Prompt, RequestError, SamplingParams
 from .parsing import ReplyAssembler
 from .schemas import ChatCompletionRequest
 
@@ -103,16 +104,16 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
             raise RequestError(f"the model `{model_id}` does not exist", param="model", code="model_not_found", status=404)
         return model_card()
 
-    def prepare(req: ChatCompletionRequest) -> tuple[list[int], SamplingParams, bool]:
+    def prepare(req: ChatCompletionRequest) -> tuple[Prompt, SamplingParams, bool]:
         """Validate what pydantic cannot (model, template, context) and build the job's inputs."""
         if req.model != model_name:
             raise RequestError(f"the model `{req.model}` does not exist; this server serves `{model_name}`",
                                param="model", code="model_not_found", status=404)
         use_tools = bool(req.tools) and req.tool_choice != "none"
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if use_tools else None
-        prompt_ids = engine.encode_chat(req.template_messages(), tools=tools, **(req.chat_template_kwargs or {}))
+        prompt = engine.encode_prompt(req.template_messages(), tools=tools, **(req.chat_template_kwargs or {}))
         requested = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-        budget = engine.check_budget(len(prompt_ids), requested, max_tokens_default)
+        budget = engine.check_budget(len(prompt), requested, max_tokens_default)  # expanded image tokens included
         top_k = req.top_k if req.top_k is not None and req.top_k > 0 else 0
         params = replace(
             OPENAI_DEFAULTS,
@@ -124,12 +125,13 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
             seed=req.seed,
             stop=list(req.stop or []),
         )
-        return prompt_ids, params, use_tools
+        return prompt, params, use_tools
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest):
-        prompt_ids, params, use_tools = prepare(req)
-        job = worker.submit(prompt_ids, params, loop=asyncio.get_running_loop())
+        # Off the event loop: decoding and resizing images takes a while, and other streams are waiting.
+        prompt, params, use_tools = await run_in_threadpool(prepare, req)
+        job = worker.submit(prompt, params, loop=asyncio.get_running_loop())
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)

@@ -3,6 +3,8 @@
 Run as a plain script it re-launches itself under `streamlit run` (loopback, headless, no
 usage statistics); under Streamlit it draws the page. The model and its generation worker
 are cached per process, so every browser tab shares one model and their answers queue.
+For MiniMind-V folders the sidebar's image upload is enabled: the uploaded images go with the
+next message, stay in the conversation (and in every later prompt), and the upload clears.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]  # what the upload widget offers for MiniMind-V
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +68,7 @@ def run_page(args: argparse.Namespace) -> None:
     state = st.session_state
     if "conversation" not in state:
         state.conversation = Conversation()
+        state.upload_round = 0  # a new uploader key empties the widget once its images are sent
 
     with st.sidebar:
         st.header("Settings")
@@ -76,7 +81,8 @@ def run_page(args: argparse.Namespace) -> None:
         max_new_tokens = st.slider("Max new tokens", 16, max_cap, min(args.max_new_tokens, max_cap))
         system = st.text_area("System prompt", value="", placeholder="optional")
         if engine.accepts_images:
-            images = st.file_uploader("Images", type=["png", "jpg", "jpeg", "webp"], accept_multiple_files=True)
+            images = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True,
+                                      key=f"images-{state.upload_round}", help="sent with your next message")
         else:
             images = None
             st.file_uploader("Images", disabled=True, help="this model does not accept images")
@@ -94,16 +100,18 @@ def run_page(args: argparse.Namespace) -> None:
             if message.get("reasoning_content"):
                 with st.expander("Thinking"):
                     st.markdown(message["reasoning_content"])
+            _show_images(message["content"])
             st.markdown(_text_of(message["content"]))
 
     prompt = st.chat_input("Message MiniMind")
     if not prompt:
         return
-    from .images import data_url
-
-    urls = [data_url(f.getvalue(), f.type or "image/png") for f in images or []]
+    urls = _uploaded_images(images or [])
+    if urls is None:
+        return
     conversation.add_user(prompt, urls)
     with st.chat_message("user"):
+        _show_images(conversation.messages[-1]["content"])
         st.markdown(prompt)
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                             repetition_penalty=repetition_penalty)
@@ -133,9 +141,42 @@ def run_page(args: argparse.Namespace) -> None:
                 st.markdown(text["reasoning"])
         answer_box.markdown(text["content"] or "*(empty answer)*")
     conversation.add_assistant(turn.reply)
+    if urls:  # sent: empty the upload widget so the images are not attached to the next message too
+        state.upload_round += 1
+        st.rerun()
 
 
 def _text_of(content) -> str:
     if isinstance(content, str):
         return content
-    return "\n".join(part.get("text", "[image]") for part in content or [])
+    return "\n".join(part["text"] for part in content or [] if part.get("type") == "text")
+
+
+def _uploaded_images(files) -> list[str] | None:
+    """Data URLs of the uploads, or None (after saying which) when one is not a readable image."""
+    import streamlit as st
+
+    from .images import data_url, load_image
+
+    urls = []
+    for upload in files:
+        mime = upload.type if (upload.type or "").startswith("image/") else "image/png"
+        url = data_url(upload.getvalue(), mime)
+        try:
+            load_image(url)
+        except ValueError:
+            st.error(f"{upload.name} is not a readable image; remove it from the upload box and try again.")
+            return None
+        urls.append(url)
+    return urls
+
+
+def _show_images(content) -> None:
+    import streamlit as st
+
+    from .images import load_image
+
+    if isinstance(content, list):
+        pictures = [load_image(part["image_url"]["url"]) for part in content if part.get("type") == "image_url"]
+        if pictures:
+            st.image(pictures, width=160)
