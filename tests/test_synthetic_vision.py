@@ -46,7 +46,11 @@ def all_records(records):
 def test_same_seed_same_bytes_and_idempotent(tmp_path, embedded):
     again = V.write_embedded_vision_datasets(tmp_path / "again", **SMALL)
     assert set(again) == NAMES == {"images", "vlm_pretrain_train", "vlm_pretrain_eval", "vlm_sft_train",
-                                   "vlm_sft_eval", "vlm_sft_train_minicpm"}
+                                   "vlm_sft_eval", "vlm_sft_basic_train", "vlm_sft_basic_eval",
+                                   "vlm_sft_train_minicpm"}
+    # The quickstart set is the colour subset, held out like the rest.
+    basic = [json.loads(line) for line in again["vlm_sft_basic_eval"].read_text().splitlines()]
+    assert basic and {r["kind"] for r in basic} == set(V.BASIC_SFT_KINDS)
     for name, path in embedded.items():
         if name == "images":
             assert folder_bytes(again[name]) == folder_bytes(path)

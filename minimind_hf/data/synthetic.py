@@ -172,7 +172,7 @@ def split_problems(kind: str, seed: int = 0, held_out_fraction: float = 0.2) -> 
     """(train, held_out) problems of one kind: disjoint, seeded, each sorted."""
     rng = random.Random(f"split:{seed}:{kind}")  # one stream per kind: adding kinds changes nothing else
     if kind == "identity":  # hold out whole questions, in both languages
-        parts = [_split([Problem(kind, (q,)) for q in IDENTITY_QUESTIONS[lang]], held_out_fraction, rng)
+        parts = [_split([p for p in all_problems(kind) if _language(p.args[0]) == lang], held_out_fraction, rng)
                  for lang in ("en", "zh")]
         return sorted(parts[0][0] + parts[1][0]), sorted(parts[0][1] + parts[1][1])
     if kind == "followup":
@@ -287,7 +287,10 @@ def write_jsonl(path: str | Path, records: list[dict]) -> Path:
 
 
 # The files write_embedded_datasets writes (recipes name them `embedded:NAME`).
-EMBEDDED_NAMES = ("pretrain_train", "pretrain_eval", "sft_train", "sft_eval", "dpo_train", "dpo_eval")
+EMBEDDED_NAMES = ("pretrain_train", "pretrain_eval", "sft_train", "sft_eval", "sft_basic_train", "sft_basic_eval",
+                  "dpo_train", "dpo_eval")
+# The quickstart SFT set: the kinds a tiny model learns in a few CPU minutes (measured).
+BASIC_KINDS = ("identity", "add1")
 
 
 def write_embedded_datasets(out_dir: str | Path, seed: int = 0, kinds=KINDS, per_kind: int = 1000,
@@ -307,6 +310,9 @@ def write_embedded_datasets(out_dir: str | Path, seed: int = 0, kinds=KINDS, per
         "pretrain_eval": [{"text": t} for t in eval_docs],
         "sft_train": make_records("train", per_kind=per_kind, format="sft", **common),
         "sft_eval": make_records("held_out", per_kind=eval_per_kind, format="sft", **common),
+        "sft_basic_train": make_records("train", per_kind=per_kind, format="sft", **{**common, "kinds": BASIC_KINDS}),
+        "sft_basic_eval": make_records("held_out", per_kind=eval_per_kind, format="sft",
+                                       **{**common, "kinds": BASIC_KINDS}),
         "dpo_train": make_records("train", per_kind=per_kind, format="dpo", **common),
         "dpo_eval": make_records("held_out", per_kind=eval_per_kind, format="dpo", **common),
     }
