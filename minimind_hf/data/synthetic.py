@@ -289,8 +289,9 @@ def write_jsonl(path: str | Path, records: list[dict]) -> Path:
 # The files write_embedded_datasets writes (recipes name them `embedded:NAME`).
 EMBEDDED_NAMES = ("pretrain_train", "pretrain_eval", "sft_train", "sft_eval", "sft_basic_train", "sft_basic_eval",
                   "dpo_train", "dpo_eval")
-# The quickstart SFT set: the kinds a tiny model learns in a few CPU minutes (measured).
-BASIC_KINDS = ("identity", "add1")
+# The quickstart SFT set: what a tiny model learns in a few CPU minutes (measured: held-out
+# single-digit sums >= 95% after 600 steps; mixing in more kinds needs proportionally more).
+BASIC_KINDS = ("add1",)
 
 
 def write_embedded_datasets(out_dir: str | Path, seed: int = 0, kinds=KINDS, per_kind: int = 1000,

@@ -66,6 +66,8 @@ def parse(path: str, overrides: list[str]):
     defaults = stage_defaults(stage)
     if "gradient_checkpointing" in recipe:  # the deprecated alias only applies when the new name is unset
         defaults.pop("activation_checkpointing")
+    if recipe.get("lr_scheduler_type", defaults["lr_scheduler_type"]) != defaults["lr_scheduler_type"]:
+        defaults.pop("lr_scheduler_kwargs")  # min_lr_rate belongs to MiniMind's schedule only
     merged = {**defaults, **recipe}
     types = (ModelArguments, DataArguments, AdapterArguments, DistillArguments, VisionArguments, training_args_class(stage))
     model_args, data_args, adapter_args, distill_args, vision_args, training_args = split_recipe(merged, types)
