@@ -27,3 +27,98 @@ def test_bench_data_smoke(tmp_path):
     assert result["verification"]["mismatches"] == 0
     assert result["verification"]["rows_compared"] == result["data"]["rows_kept"] > 0
     assert result["versions"]["transformers"] and result["machine"]["cpu_count"]
+
+
+# ----------------------------------------------------------------------------- the suite (benchmarks/__main__.py)
+# Each benchmark runs at its --quick toy size; these tests check the JSON it writes, never speed.
+
+import sys  # noqa: E402
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
+    sys.path.insert(0, _ROOT)
+
+from benchmarks import __main__ as suite  # noqa: E402
+from benchmarks import bench_cuda, bench_generate, bench_memory, bench_model, bench_train  # noqa: E402
+
+RESULT_KEYS = {"benchmark", "description", "measured", "machine", "versions", "config", "figures", "targets",
+               "target_met", "notes", "load_average", "started", "duration_s"}
+
+
+def _check_result(path: Path, summary: dict, name: str) -> dict:
+    result = json.loads(path.read_text(encoding="utf-8"))
+    assert result == json.loads(json.dumps(summary, default=str))
+    assert RESULT_KEYS <= set(result) and result["benchmark"] == name
+    machine = result["machine"]
+    assert machine["cpu_model"] and machine["cpu_count"] and "load_average" in machine and "cuda" in machine
+    assert result["versions"]["torch"] and result["versions"]["transformers"]
+    assert set(result["load_average"]) == {"start", "end"}
+    for target in result["targets"]:
+        assert {"name", "metric", "threshold", "measured", "target_met"} <= set(target)
+        assert target["target_met"] in (True, False) and isinstance(target["measured"], float)
+    if result["targets"]:
+        assert result["target_met"] == all(t["target_met"] for t in result["targets"])
+    return result
+
+
+def test_bench_train_smoke(tmp_path):
+    summary = bench_train.main(["--quick", "--records", "32", "--out", str(tmp_path)])
+    result = _check_result(tmp_path / "train.json", summary, "train")
+    figures = result["figures"]
+    for mode in ("padded", "packed"):
+        assert {"tokens_per_s", "supervised_tokens_per_s", "samples_per_s", "steps", "padding_fraction"} <= set(figures[mode])
+    # the same budget: both modes trained on the same supervised tokens, packing took fewer steps
+    in_loss = figures["data"]["supervised_tokens_in_loss"]
+    assert in_loss["padded"] == in_loss["packed"] == figures["data"]["supervised_tokens"] > 0
+    assert figures["packed"]["steps"] < figures["padded"]["steps"]
+    assert figures["data"]["records"] == 32 and 0 < figures["data"]["rows"] <= 32
+    assert "packed_vs_padded_supervised_tokens_per_s" in figures
+    assert [t["name"] for t in result["targets"]] == ["packed_vs_padded"]
+
+
+def test_bench_model_smoke(tmp_path):
+    summary = bench_model.main(["--quick", "--repeats", "1", "--out", str(tmp_path)])
+    result = _check_result(tmp_path / "model.json", summary, "model")
+    assert {t["name"] for t in result["targets"]} == {"llama_fwd_bwd", "qwen3_fwd_bwd"}
+    for shape, oracle in (("llama", "LlamaForCausalLM"), ("qwen3", "Qwen3ForCausalLM")):
+        figures = result["figures"][shape]
+        assert figures["oracle_class"] == oracle and figures["loss_abs_diff"] < 1e-4  # truly identical weights
+        assert {"ours_tokens_per_s", "oracle_tokens_per_s", "speed_ratio_ours_vs_oracle"} <= set(figures)
+
+
+def test_bench_generate_smoke(tmp_path):
+    summary = bench_generate.main(["--quick", "--repeats", "1", "--shapes", "qwen3", "--out", str(tmp_path)])
+    result = _check_result(tmp_path / "generate.json", summary, "generate")
+    batches = result["figures"]["qwen3"]["batches"]
+    assert set(batches) == {"1", "8"}
+    for figures in batches.values():
+        assert figures["outputs_identical"] and figures["new_tokens"] == 4
+        assert {"ours_tokens_per_s", "oracle_tokens_per_s", "ours_ttft_ms", "oracle_ttft_ms"} <= set(figures)
+    assert len(result["targets"]) == 4
+
+
+def test_bench_memory_smoke(tmp_path):
+    summary = bench_memory.main(["--quick", "--configs", "tiny_b2x64", "--out", str(tmp_path)])
+    result = _check_result(tmp_path / "memory.json", summary, "memory")
+    figures = result["figures"]["tiny_b2x64"]
+    key = "peak_allocated_mib" if result["config"]["device"] == "cuda" else "peak_rss_mib"
+    assert figures[key] > 0 and figures["model"] == "MiniMindForCausalLM" and figures["batch"] == 2
+    assert result["targets"] == [] and result["target_met"] is None
+
+
+def test_bench_cuda_smoke(tmp_path):
+    summary = bench_cuda.main(["--quick", "--no-compile", "--out", str(tmp_path)])
+    result = _check_result(tmp_path / "cuda.json", summary, "cuda")
+    import torch
+
+    if torch.cuda.is_available():
+        assert result["measured"] and "pretrain_eager" in result["figures"]
+    else:
+        assert result["measured"] is False and result["reason"] == "no CUDA device" and result["target_met"] is None
+
+
+def test_benchmark_suite_runner(tmp_path):
+    assert suite.main(["--quick", "--only", "cuda", "--out", str(tmp_path)]) == 0
+    index = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert set(index["benchmarks"]) == {"cuda"} and (tmp_path / "cuda.json").is_file()
+    assert suite.benchmark_argv("data", suite.parse_args(["--quick", "--out", "x"]))[:2] == ["--output", "x/data.json"]

@@ -81,8 +81,8 @@ class MiniMindRotaryEmbedding(nn.Module):
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim: int = 1):
@@ -138,11 +138,10 @@ class MiniMindAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
         self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=bias)
+        self.qk_norm = config.qk_norm
         if config.qk_norm:
             self.q_norm = MiniMindRMSNorm(self.head_dim, eps=config.rms_norm_eps)
             self.k_norm = MiniMindRMSNorm(self.head_dim, eps=config.rms_norm_eps)
-        else:
-            self.q_norm = self.k_norm = nn.Identity()
 
     def forward(
         self,
@@ -154,8 +153,11 @@ class MiniMindAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
-        query_states = self.q_norm(self.q_proj(hidden_states).view(hidden_shape)).transpose(1, 2)
-        key_states = self.k_norm(self.k_proj(hidden_states).view(hidden_shape)).transpose(1, 2)
+        query_states = self.q_proj(hidden_states).view(hidden_shape)
+        key_states = self.k_proj(hidden_states).view(hidden_shape)
+        if self.qk_norm:
+            query_states, key_states = self.q_norm(query_states), self.k_norm(key_states)
+        query_states, key_states = query_states.transpose(1, 2), key_states.transpose(1, 2)
         value_states = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
 
         cos, sin = position_embeddings
@@ -270,9 +272,14 @@ class MiniMindDecoderLayer(GradientCheckpointingLayer):
             position_embeddings=position_embeddings,
             **kwargs,
         )
-        hidden_states = hidden_states + self.dropout(attn_output)
-        hidden_states = hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
-        return hidden_states
+        # Dropout modules are only called when active: per-call overhead shows in decoding.
+        if self.dropout.p > 0:
+            attn_output = self.dropout(attn_output)
+        hidden_states = hidden_states + attn_output
+        mlp_output = self.mlp(self.post_attention_layernorm(hidden_states))
+        if self.dropout.p > 0:
+            mlp_output = self.dropout(mlp_output)
+        return hidden_states + mlp_output
 
 
 class MiniMindPreTrainedModel(PreTrainedModel):
@@ -354,7 +361,7 @@ class MiniMindModel(MiniMindPreTrainedModel):
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
 
-        hidden_states = self.dropout(inputs_embeds)
+        hidden_states = self.dropout(inputs_embeds) if self.dropout.p > 0 else inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids)
         for decoder_layer in self.layers:
             hidden_states = decoder_layer(
