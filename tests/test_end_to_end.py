@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow
 # 19 possible sums is right ~5% of the time. Measured after this chain: 0.80 (600 steps);
 # from random init the same recipe reached 0.95-1.0 on six seeds.
 ADD1_THRESHOLD = 0.6
-# Held-out colour questions on held-out shapes: chance is 1/6. Measured: 1.0.
-COLOUR_THRESHOLD = 0.9
+# Held-out colour questions on held-out shapes: chance is 1/6. Measured with the shipped
+# recipes (lr 1e-3, 600 steps): 1.0 from two different SFT starts (2e-3 / 300 steps was
+# unstable: 0.13-1.0).
+COLOUR_THRESHOLD = 0.8
 
 
 def run(recipe: str, *overrides: str) -> None:

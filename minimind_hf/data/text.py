@@ -176,8 +176,7 @@ def build_sft_dataset(dataset, tokenizer, options: SFTOptions, report: Validatio
         with_indices=True,
         fn_kwargs={"tokenizer": tokenizer, "options": options},
         remove_columns=dataset.column_names,
-        num_proc=num_proc,
-        desc="Tokenizing SFT conversations",
+        **_map_options(dataset, num_proc, "Tokenizing SFT conversations"),
     )
     return _finish(tokenized, report)
 
@@ -213,8 +212,7 @@ def build_pretrain_dataset(dataset, tokenizer, max_length: int, packing: bool = 
         batched=True,
         fn_kwargs={"tokenizer": tokenizer, "max_length": None if packing else max_length},
         remove_columns=dataset.column_names,
-        num_proc=num_proc,
-        desc="Tokenizing pretraining text",
+        **_map_options(dataset, num_proc, "Tokenizing pretraining text"),
     )
     tokenized = _finish(tokenized, report)
     return pack(tokenized, max_length, split_long=True) if packing else tokenized
@@ -235,8 +233,27 @@ def pack(dataset, max_length: int, split_long: bool = False):
     return pack_dataset(dataset, max_length, strategy="bfd_split" if split_long else "bfd")
 
 
+def _map_options(dataset, num_proc, desc) -> dict:
+    """A streamed (Iterable) dataset maps lazily: no worker processes, no progress bar."""
+    return {} if _is_streamed(dataset) else {"num_proc": num_proc, "desc": desc}
+
+
+def _is_streamed(dataset) -> bool:
+    import datasets
+
+    return isinstance(dataset, datasets.IterableDataset)
+
+
 def _finish(tokenized, report: ValidationReport | None):
-    """Count truncations / supervision, drop rows with nothing to learn, keep two columns."""
+    """Count truncations / supervision, drop rows with nothing to learn, keep two columns.
+
+    A streamed dataset is filtered as it flows; its counts are the loader's (read, kept,
+    skipped) since nothing is materialised to count.
+    """
+    if _is_streamed(tokenized):
+        return tokenized.filter(lambda n: n > 0, input_columns="num_supervised").remove_columns(
+            ["num_supervised", "truncated"]
+        )
     supervised = np.asarray(tokenized["num_supervised"])
     empty = int((supervised == 0).sum())
     if report is not None:

@@ -38,6 +38,9 @@ class DataArguments:
     eval_files: list = field(default_factory=list)
     max_length: int = 512
     packing: bool = False
+    streaming: bool = field(
+        default=False, metadata={"help": "Read, tokenise and pack on the fly (no Arrow cache); needs max_steps."}
+    )
     skip_invalid: bool = False
     num_proc: int | None = None
     last_turn_only: bool = False

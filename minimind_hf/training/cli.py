@@ -82,6 +82,11 @@ def validate(inputs) -> None:
     from .stages import check_adapter_flags
 
     check_adapter_flags(inputs.adapter_args, allow_frozen_llm=inputs.stage in VISION_STAGES)
+    if inputs.data_args.streaming:
+        if inputs.stage not in ("pretrain", "sft", "lora", "distill"):
+            raise RecipeError(f"streaming: true is for text stages (pretrain, sft, lora, distill), not {inputs.stage!r}")
+        if inputs.training_args.max_steps <= 0:
+            raise RecipeError("streaming: true needs max_steps (a stream has no length to count epochs by)")
     if inputs.stage != "pretrain" or inputs.model_args.model_name_or_path:
         require_model_path(inputs.model_args, inputs.stage)
 

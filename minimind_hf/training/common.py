@@ -59,7 +59,35 @@ def embedded_path(name: str, seed: int) -> str:
 def load_split(data_args: DataArguments, files: list, kind: str, seed: int):
     if not files:
         return None, ValidationReport(kind)
+    if data_args.streaming:
+        return stream_split(data_args, files, kind, seed)
     return load_records(resolve_sources(files, seed), kind, skip_invalid=data_args.skip_invalid, seed=seed)
+
+
+def stream_split(data_args: DataArguments, files: list, kind: str, seed: int):
+    """Records read, validated and normalised on the fly (corpora larger than the disk
+    budget for an Arrow cache). The report fills as training reads; mixture weights do not
+    apply (there is no length to sample from)."""
+    import datasets
+
+    report = ValidationReport(kind)
+    sources = resolve_sources(files, seed)
+    if any(getattr(s, "weight", 1.0) != 1.0 for s in sources):
+        raise RecipeError("mixture weights need a materialised data set: remove `weight` or set streaming: false")
+    from ..data.sources import features
+
+    dataset = datasets.IterableDataset.from_generator(
+        _stream,
+        features=features(kind),  # known columns, so builders can drop them
+        gen_kwargs={"sources": sources, "kind": kind, "skip_invalid": data_args.skip_invalid, "report": report},
+    )
+    return dataset, report
+
+
+def _stream(sources, kind, skip_invalid, report):
+    from ..data.sources import iter_records
+
+    yield from iter_records(sources, kind, skip_invalid=skip_invalid, report=report)
 
 
 # ----------------------------------------------------------------------------- model

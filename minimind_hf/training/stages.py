@@ -70,8 +70,10 @@ def build_datasets(inputs: StageInputs, tokenizer, kind: str):
                     records = pack(records, data_args.max_length)
         datasets.append(records)
         report = split_report if report is None else report  # the training split's report is the run's
-    logger.info("%s", report.summary())
-    print(report.summary(), flush=True)
+    if data_args.streaming:
+        print("streaming: records are validated as training reads them; the report is in run_info.json", flush=True)
+    else:
+        print(report.summary(), flush=True)
     return datasets[0], datasets[1], report
 
 
