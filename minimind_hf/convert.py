@@ -40,6 +40,7 @@ it. The projector layouts are an explicit table (`VLM_LAYOUTS`):
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable
@@ -234,12 +235,15 @@ def infer_config(
     try:
         return MiniMindConfig(**fields)
     except ValueError as error:
-        raise CheckpointError(f"inferred config is invalid ({error}); set the head counts explicitly") from error
+        raise CheckpointError(
+            f"inferred config is invalid ({error}); set the head counts explicitly "
+            "(--num-attention-heads, --num-key-value-heads) or pass the original --config"
+        ) from error
 
 
 # MiniMind spellings the config already understands, plus generation 1's FFN width.
 _ALIASES = {**CONFIG_ALIASES, "hidden_dim": "intermediate_size"}
-_KNOWN = set(MiniMindConfig.__annotations__) | {"rope_theta", "rope_scaling"}
+_KNOWN = (set(inspect.signature(MiniMindConfig.__init__).parameters) - {"self", "kwargs"}) | {"rope_theta", "rope_scaling"}
 
 
 def _normalise(values: dict) -> dict:

@@ -40,7 +40,7 @@ from transformers import (
 
 from .models import MiniMindForCausalLM, MiniMindVForCausalLM
 from .native import NATIVE_FORMATS, NativeExportError, native_config, to_native_state_dict
-from .tokenizer import load_tokenizer
+from .tokenizer import load_tokenizer, make_tokenizer_config_portable
 
 REMOTE_CODE = "remote-code"
 EXPORT_FORMATS = (REMOTE_CODE, *NATIVE_FORMATS)
@@ -61,7 +61,7 @@ VLM_MODEL_TYPE = "minimind-v"
 # One entry per exportable model type.
 REMOTE_CODE_SPECS: dict[str, RemoteCodeSpec] = {
     "minimind": RemoteCodeSpec(
-        files=("configuration_minimind.py", "modeling_minimind.py"),
+        files=("compat.py", "configuration_minimind.py", "modeling_minimind.py"),
         auto_map={
             "AutoConfig": "configuration_minimind.MiniMindConfig",
             "AutoModel": "modeling_minimind.MiniMindModel",
@@ -72,6 +72,7 @@ REMOTE_CODE_SPECS: dict[str, RemoteCodeSpec] = {
     # by `save_processor`; config.json carries AutoProcessor too, AutoProcessor's last resort.
     VLM_MODEL_TYPE: RemoteCodeSpec(
         files=(
+            "compat.py",
             "configuration_minimind.py",
             "modeling_minimind.py",
             "configuration_minimind_v.py",
@@ -222,6 +223,8 @@ def export_model(
         copy_tokenizer(source.folders, out)
     if language_model_only:  # the VLM's tokenizer names its processor; a text-only folder has none
         _drop_key(out / "tokenizer_config.json", "processor_class")
+    if (out / "tokenizer_config.json").is_file():  # loads under transformers 4.57 as well as 5.x
+        make_tokenizer_config_portable(out / "tokenizer_config.json")
     # Oldest first: how the base came to be, then what the adapter added.
     records = [_read_json(folder / name) for folder in reversed(source.folders) for name in (CONVERSION_INFO_FILE, RUN_INFO_FILE)]
     (out / "README.md").write_text(model_card(model, fmt, [r for r in records if r], repo_id or str(out)))
@@ -307,6 +310,20 @@ def save_processor(config, folders: list[Path], out: Path) -> None:
         )
     processor._auto_class = "AutoProcessor"  # this instance only: the class stays unregistered
     processor.save_pretrained(str(out))
+    _make_processor_config_portable(processor, out)
+
+
+def _make_processor_config_portable(processor, out: Path) -> None:
+    """transformers 5 nests the image processor inside processor_config.json; 4.x reads it
+    from preprocessor_config.json and would pass the nested copy to the processor's
+    constructor a second time. Both lines read the separate file."""
+    path = out / "processor_config.json"
+    data = json.loads(path.read_text())
+    image_processor = data.pop("image_processor", None)
+    if image_processor is not None:
+        image_processor.pop("auto_map", None)  # the image processor is a stock class
+        (out / "preprocessor_config.json").write_text(json.dumps(image_processor, indent=2, sort_keys=True) + "\n")
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def copy_tokenizer(folders: list[Path], out: Path) -> None:
@@ -433,7 +450,7 @@ def _text_loading_snippet(location: str, remote: bool) -> list[str]:
         "```python",
         "from transformers import AutoModelForCausalLM, AutoTokenizer",
         "",
-        f'tokenizer = AutoTokenizer.from_pretrained("{location}")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{location}"' + (", trust_remote_code=True)" if remote else ")"),
         f'model = AutoModelForCausalLM.from_pretrained("{location}"' + (", trust_remote_code=True)" if remote else ")"),
         'messages = [{"role": "user", "content": "Hello!"}]',
         "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",

@@ -243,6 +243,34 @@ def train_tokenizer(
     return fast
 
 
+# The class name transformers 4.x and 5.x both resolve (5.x writes `TokenizersBackend`, which 4.x lacks).
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+_STANDARD_SPECIAL_KEYS = {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}
+
+
+def make_tokenizer_config_portable(path: str | Path) -> None:
+    """Rewrite a tokenizer_config.json so that transformers 4.57 loads it as 5.x does: a
+    fast-tokenizer class both lines know, named extra tokens (`image_token`, ...) also in
+    the `extra_special_tokens` mapping 4.x reads them from (5.x writes them as top-level keys
+    next to an empty list), and the model inputs 5.x returns. The chat template stays in
+    chat_template.jinja, which both read."""
+    import json
+
+    path = Path(path)
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") in (None, "TokenizersBackend"):
+        config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    named = {key: value for key, value in config.items()
+             if key.endswith("_token") and key not in _STANDARD_SPECIAL_KEYS and isinstance(value, str)}
+    extra = config.get("extra_special_tokens")
+    if named and not extra:
+        config["extra_special_tokens"] = named
+    # 4.x's fast tokenizer also returns token_type_ids, which generate() then refuses.
+    config.setdefault("model_input_names", ["input_ids", "attention_mask"])
+    config.pop("backend", None)  # 5.x-only marker; the class name above says the same
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def default_tokenizer_path() -> Path:
     """The tokenizer shipped with the package (trained on the embedded pydoc corpus, vocab 6400)."""
     return Path(__file__).resolve().parent / "assets" / "tokenizer"

@@ -6,6 +6,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, PreTrainedConfig
 
 from .models import MiniMindForCausalLM, MiniMindVConfig, MiniMindVForCausalLM, MiniMindVProcessor
+from .models.compat import unwrap_vision_tower
 from .models.configuration_minimind_v import TINY_VISION_CONFIG
 
 
@@ -52,7 +53,7 @@ def build_vlm(
     model.language_model.load_state_dict(llm.state_dict())
     if vision_tower_name_or_path:
         tower = AutoModel.from_pretrained(vision_tower_name_or_path, config=vision, dtype=torch.float32)
-        missing, unexpected = model.vision_tower.load_state_dict(tower.state_dict(), strict=False)
+        missing, unexpected = model.vision_tower.load_state_dict(unwrap_vision_tower(tower).state_dict(), strict=False)
         if missing:
             raise ValueError(f"{vision_tower_name_or_path} lacks vision weights: {missing[:5]} ...")
         image_processor = AutoImageProcessor.from_pretrained(vision_tower_name_or_path)

@@ -56,7 +56,7 @@ def model_dir(sharp, tokenizer, tmp_path_factory):
     config["auto_map"] = {"AutoConfig": "configuration_minimind.MiniMindConfig",
                           "AutoModelForCausalLM": "modeling_minimind.MiniMindForCausalLM"}
     (folder / "config.json").write_text(json.dumps(config, indent=1))
-    for name in ("configuration_minimind.py", "modeling_minimind.py"):
+    for name in ("compat.py", "configuration_minimind.py", "modeling_minimind.py"):
         shutil.copy(REPO / "minimind_hf" / "models" / name, folder / name)
     return folder
 

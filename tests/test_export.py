@@ -81,7 +81,7 @@ def test_remote_code_export_loads_where_minimind_hf_is_not_installed(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_minimind.MiniMindForCausalLM"
     assert config["auto_map"]["AutoConfig"] == "configuration_minimind.MiniMindConfig"
-    for name in ("configuration_minimind.py", "modeling_minimind.py", "tokenizer.json", "chat_template.jinja",
+    for name in ("compat.py", "configuration_minimind.py", "modeling_minimind.py", "tokenizer.json", "chat_template.jinja",
                  "generation_config.json", "README.md"):
         assert (out / name).is_file(), name
     assert tensor_names(out) >= {"model.embed_tokens.weight"} and "lm_head.weight" not in tensor_names(out)
@@ -254,7 +254,7 @@ def test_push_to_hub_uploads_the_export(tmp_path, monkeypatch):
     assert (create, repo, upload, upload_repo) == ("create_repo", repo_id, "upload_folder", repo_id)
     assert create_kwargs["private"] is True and create_kwargs["exist_ok"] is True
     assert upload_kwargs["files"] == sorted([
-        "README.md", "chat_template.jinja", "config.json", "configuration_minimind.py", "generation_config.json",
+        "README.md", "chat_template.jinja", "compat.py", "config.json", "configuration_minimind.py", "generation_config.json",
         "model.safetensors", "modeling_minimind.py", "tokenizer.json", "tokenizer_config.json",
     ])
     assert 'from_pretrained("someone/minimind-tiny"' in (tmp_path / "export" / "README.md").read_text()

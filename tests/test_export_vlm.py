@@ -129,7 +129,7 @@ def test_vlm_remote_code_export_loads_where_minimind_hf_is_not_installed(tmp_pat
     }
     for name in ("processor_config.json", "tokenizer_config.json"):  # where AutoProcessor looks for remote code
         assert json.loads((out / name).read_text())["auto_map"]["AutoProcessor"] == "processing_minimind_v.MiniMindVProcessor"
-    for name in ("configuration_minimind.py", "modeling_minimind.py", "configuration_minimind_v.py",
+    for name in ("compat.py", "configuration_minimind.py", "modeling_minimind.py", "configuration_minimind_v.py",
                  "modeling_minimind_v.py", "processing_minimind_v.py", "tokenizer.json", "chat_template.jinja",
                  "generation_config.json", "README.md"):
         assert (out / name).is_file(), name

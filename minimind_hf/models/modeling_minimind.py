@@ -4,7 +4,9 @@ Self-contained: this file is copied into trust_remote_code exports, so it import
 torch, transformers and its configuration (relatively). Layout and conventions follow
 transformers' `modeling_qwen3.py`: attention goes through the attention-function
 interface (eager / sdpa / flash_attention_2 / flex), caching through the Cache API, and
-parameter names match Llama/Qwen3 so weights map one to one.
+parameter names match Llama/Qwen3 so weights map one to one. What differs between
+transformers releases (4.57 and 5.x; the cache argument is `past_key_values` up to 5.23
+and `cache` from 5.24) is handled in `compat.py`, next to this file.
 """
 
 from collections.abc import Callable
@@ -12,20 +14,26 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
-from transformers.masking_utils import create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple
-from transformers.utils.generic import merge_with_config_defaults
-from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
+from .compat import (
+    CACHE_NAME,
+    OutputRecorder,
+    cache_kwargs,
+    causal_mask,
+    check_model_inputs,
+    normal_,
+    pop_cache,
+    tied_weights,
+)
 from .configuration_minimind import MiniMindConfig
 
 
@@ -58,7 +66,7 @@ class MiniMindRotaryEmbedding(nn.Module):
         rope_init_fn: Callable = self.compute_default_rope_parameters
         if self.rope_type != "default":
             rope_init_fn = ROPE_INIT_FUNCTIONS[self.rope_type]
-        inv_freq, self.attention_scaling = rope_init_fn(config)
+        inv_freq, self.attention_scaling = rope_init_fn(config, None)
         # Non-persistent: recomputed by `_init_weights` after `from_pretrained`.
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.register_buffer("original_inv_freq", inv_freq.clone(), persistent=False)
@@ -148,7 +156,7 @@ class MiniMindAttention(nn.Module):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
@@ -162,12 +170,12 @@ class MiniMindAttention(nn.Module):
 
         cos, sin = position_embeddings
         query_states, key_states = apply_rotary_pos_emb(query_states, key_states, cos, sin)
-        if past_key_values is not None:
-            key_states, value_states = past_key_values.update(key_states, value_states, self.layer_idx)
+        if cache is not None:
+            key_states, value_states = cache.update(key_states, value_states, self.layer_idx)
 
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        attention_interface: Callable = eager_attention_forward
+        if self.config._attn_implementation != "eager":
+            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
         attn_output, attn_weights = attention_interface(
             self,
             query_states,
@@ -258,16 +266,18 @@ class MiniMindDecoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         use_cache: bool | None = False,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
+        # The cache arrives under the running transformers' name, so that gradient
+        # checkpointing (GradientCheckpointingLayer) can drop it.
+        cache = pop_cache(kwargs)
         attn_output, _ = self.self_attn(
             hidden_states=self.input_layernorm(hidden_states),
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             use_cache=use_cache,
             position_embeddings=position_embeddings,
             **kwargs,
@@ -288,7 +298,7 @@ class MiniMindPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["MiniMindDecoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_NAME]
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
@@ -304,7 +314,7 @@ class MiniMindPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, MiniMindRouter):
-            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            normal_(module.weight, std=self.config.initializer_range)
 
 
 class MiniMindModel(MiniMindPreTrainedModel):
@@ -325,8 +335,7 @@ class MiniMindModel(MiniMindPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embed_tokens = value
 
-    @merge_with_config_defaults
-    @capture_outputs
+    @check_model_inputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -337,47 +346,41 @@ class MiniMindModel(MiniMindPreTrainedModel):
         use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> MoeModelOutputWithPast:
+        r"""The KV cache may be passed as `past_key_values` or `cache` (transformers >= 5.24)."""
+        cache = pop_cache(kwargs, past_key_values)
+        cache_position = kwargs.pop("cache_position", None)  # only transformers 4.57 passes it
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         if position_ids is None:
-            past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+            past_seen = cache.get_seq_length() if cache is not None else 0
             position_ids = (torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen).unsqueeze(0)
 
         # A 2D padding mask becomes a 4D causal mask here. With no mask, no past and
         # position_ids that restart at 0, transformers builds a block-diagonal mask for
         # padding-free packed rows - so the mask is built before a fresh cache is created.
         if isinstance(attention_mask, dict):  # already prepared by generate()
-            causal_mask = attention_mask["full_attention"]
+            mask = attention_mask["full_attention"]
         else:
-            causal_mask = create_causal_mask(
-                config=self.config,
-                inputs_embeds=inputs_embeds,
-                attention_mask=attention_mask,
-                past_key_values=past_key_values,
-                position_ids=position_ids,
-            )
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
+            mask = causal_mask(self.config, inputs_embeds, attention_mask, cache, position_ids, cache_position)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
 
         hidden_states = self.dropout(inputs_embeds) if self.dropout.p > 0 else inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids)
         for decoder_layer in self.layers:
             hidden_states = decoder_layer(
                 hidden_states,
-                attention_mask=causal_mask,
+                attention_mask=mask,
                 position_ids=position_ids,
-                past_key_values=past_key_values,
                 use_cache=use_cache,
                 position_embeddings=position_embeddings,
+                **cache_kwargs(cache),
                 **kwargs,
             )
         hidden_states = self.norm(hidden_states)
-        return MoeModelOutputWithPast(
-            last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
-        )
+        return MoeModelOutputWithPast(last_hidden_state=hidden_states, **cache_kwargs(cache if use_cache else None))
 
 
 def load_balancing_loss(
@@ -410,7 +413,7 @@ def load_balancing_loss(
 
 
 class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
-    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    _tied_weights_keys = tied_weights("lm_head.weight", "model.embed_tokens.weight")
     _tp_plan = {"lm_head": "colwise_gather_output"}
     _pp_plan = {"lm_head": (["hidden_states"], ["logits"])}
 
@@ -449,7 +452,9 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
     ) -> MoeCausalLMOutputWithPast:
         r"""`labels` are shifted inside (ignore index -100). For MoE models the router
         load-balancing loss, times `router_aux_loss_coef`, is added to `loss` whenever labels
-        are given, and returned as `aux_loss`."""
+        are given, and returned as `aux_loss`. The KV cache may be passed as
+        `past_key_values` or `cache`; it is returned under the running transformers' name."""
+        cache = pop_cache(kwargs, past_key_values)
         if output_router_logits is None:
             output_router_logits = self.config.output_router_logits or (self.config.use_moe and labels is not None)
         output_router_logits = output_router_logits and self.config.use_moe
@@ -457,10 +462,10 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_router_logits=output_router_logits,
+            **cache_kwargs(cache),
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -484,7 +489,7 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
             loss=loss,
             aux_loss=aux_loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_kwargs(getattr(outputs, CACHE_NAME)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             router_logits=outputs.router_logits,

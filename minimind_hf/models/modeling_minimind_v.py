@@ -20,6 +20,7 @@ from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import can_return_tuple
 
+from .compat import CACHE_NAME, cache_kwargs, pop_cache, tied_weights, unwrap_vision_tower
 from .configuration_minimind_v import MiniMindVConfig
 from .modeling_minimind import MiniMindForCausalLM
 
@@ -58,19 +59,19 @@ class MiniMindVPreTrainedModel(PreTrainedModel):
     base_model_prefix = ""
     supports_gradient_checkpointing = True
     _no_split_modules = ["MiniMindDecoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_NAME]
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_attention_backend = True
 
 
 class MiniMindVForCausalLM(MiniMindVPreTrainedModel, GenerationMixin):
-    _tied_weights_keys = {"language_model.lm_head.weight": "language_model.model.embed_tokens.weight"}
+    _tied_weights_keys = tied_weights("language_model.lm_head.weight", "language_model.model.embed_tokens.weight")
 
     def __init__(self, config: MiniMindVConfig):
         super().__init__(config)
         self.language_model = MiniMindForCausalLM(config.text_config)
-        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.vision_tower = unwrap_vision_tower(AutoModel.from_config(config.vision_config))
         width = config.vision_config.hidden_size
         if config.token_reduction == "pixel_shuffle":
             width *= config.reduction_factor**2
@@ -98,7 +99,8 @@ class MiniMindVForCausalLM(MiniMindVPreTrainedModel, GenerationMixin):
         # A frozen tower never builds a graph, whatever its parameters' requires_grad says
         # (from_pretrained hands back fresh parameters).
         with torch.set_grad_enabled(torch.is_grad_enabled() and not config.freeze_vision_tower):
-            outputs = self.vision_tower(pixel_values=pixel_values.to(self.vision_tower.dtype), output_hidden_states=True)
+            tower_dtype = next(self.vision_tower.parameters()).dtype
+            outputs = self.vision_tower(pixel_values=pixel_values.to(tower_dtype), output_hidden_states=True)
         features = outputs.hidden_states[config.vision_feature_layer]
         grid = config.patch_grid
         has_cls = features.shape[1] == grid * grid + 1
@@ -140,7 +142,14 @@ class MiniMindVForCausalLM(MiniMindVPreTrainedModel, GenerationMixin):
         **kwargs,
     ) -> MoeCausalLMOutputWithPast:
         r"""`pixel_values` holds every image of the batch in reading order (sample by sample);
-        each fills the next run of `image_seq_length` placeholder tokens."""
+        each fills the next run of `image_seq_length` placeholder tokens. The KV cache may be
+        passed as `past_key_values` or `cache`."""
+        cache = pop_cache(kwargs, past_key_values)
+        # Decoding steps after the prefill carry no placeholders; transformers 4.57's generate()
+        # still passes pixel_values to them (5.x drops them), so they are ignored here.
+        decoding = cache is not None and cache.get_seq_length() > 0
+        if decoding and input_ids is not None and not (input_ids == self.config.image_token_id).any():
+            pixel_values = None
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
             if pixel_values is not None and pixel_values.shape[0] > 0:
@@ -151,10 +160,10 @@ class MiniMindVForCausalLM(MiniMindVPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             labels=labels,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
+            **cache_kwargs(cache),
             **kwargs,
         )
 
