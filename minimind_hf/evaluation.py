@@ -36,12 +36,13 @@ LETTERS = "ABCDEFGHIJ"
 def load_model_and_tokenizer(path: str | Path, trust_remote_code: bool = False, device: str = "cpu",
                              dtype: str = "auto"):
     """Model + tokenizer from one folder; `import minimind_hf` has registered our model types."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     import minimind_hf  # noqa: F401  (registers "minimind" with the Auto classes)
+    from .utils import load_pretrained
 
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=trust_remote_code, dtype=dtype)
+    model = load_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype)
     return model.to(device).eval(), tokenizer
 
 

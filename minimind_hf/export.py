@@ -31,7 +31,6 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoConfig,
-    AutoModelForCausalLM,
     AutoProcessor,
     LlamaForCausalLM,
     Qwen3ForCausalLM,
@@ -41,10 +40,10 @@ from transformers import (
 from .models import MiniMindForCausalLM, MiniMindVForCausalLM
 from .native import NATIVE_FORMATS, NativeExportError, native_config, to_native_state_dict
 from .tokenizer import load_tokenizer, make_tokenizer_config_portable
+from .utils import DTYPES, load_pretrained
 
 REMOTE_CODE = "remote-code"
 EXPORT_FORMATS = (REMOTE_CODE, *NATIVE_FORMATS)
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
@@ -152,7 +151,7 @@ def _load_minimind(path: str | Path) -> MiniMindForCausalLM | MiniMindVForCausal
         raise ExportError(
             f"{path} holds a {model_type!r} model; only MiniMind models ({', '.join(REMOTE_CODE_SPECS)}) are exported"
         )
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    return load_pretrained(path, dtype=torch.float32).eval()
 
 
 def _load_merged(adapter_dir: Path, base: str | Path | None) -> Source:

@@ -12,6 +12,7 @@
 import argparse
 
 from minimind_hf.export import DTYPES, EXPORT_FORMATS, ExportError, NativeExportError, export_model, push_to_hub
+from minimind_hf.utils import ModelLoadError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def main(argv=None) -> None:
     try:
         out = export_model(args.src, args.out, fmt=args.format, dtype=args.dtype, merge_lora=args.merge_lora,
                            base=args.base, repo_id=args.push_to_hub, language_model_only=args.language_model_only)
-    except (ExportError, NativeExportError) as error:
+    except (ExportError, NativeExportError, ModelLoadError) as error:
         parser.exit(2, f"export failed: {error}\n")
     print(f"exported {args.src} -> {out} ({args.format}, {args.dtype})")
     if args.push_to_hub:

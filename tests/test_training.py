@@ -193,6 +193,11 @@ def test_resume_auto_without_checkpoint_starts_fresh(tmp_path):
     (tmp_path / "checkpoint-4").mkdir()  # incomplete: no trainer_state.json
     (tmp_path / "checkpoint-2").mkdir()
     (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-2" / "model.safetensors").write_bytes(b"")  # no weights file at all is incomplete too
+    assert resolve_resume("auto", str(tmp_path)) is None
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "checkpoint-2" / "model.safetensors"))
     assert resolve_resume("auto", str(tmp_path)) == str(tmp_path / "checkpoint-2")
     with pytest.raises(RecipeError):
         resolve_resume(str(tmp_path / "missing"), str(tmp_path))

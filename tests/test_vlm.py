@@ -249,7 +249,7 @@ def test_bad_images_raise_or_are_counted(vlm, tmp_path):
         {"conversations": conversation("<image>\nQ", "A"), "image": "corrupt.png"},
         {"conversations": conversation("<image> <image>\nQ", "A"), "image": "ok.png"},
     ]
-    data, _ = load_records(write_records(tmp_path, records), "sft")
+    data, load_report = load_records(write_records(tmp_path, records), "sft")
     options = dict(max_length=200, images_root=str(tmp_path), image_seq_length=processor.image_seq_length)
     with pytest.raises(DataValidationError, match=r"data\.jsonl:2: missing image: .*missing\.png"):
         build_vision_dataset(data, processor.tokenizer, VisionOptions(**options))
@@ -257,9 +257,16 @@ def test_bad_images_raise_or_are_counted(vlm, tmp_path):
         build_vision_dataset(data.select([0, 2]).flatten_indices(), processor.tokenizer, VisionOptions(**options))
     with pytest.raises(DataValidationError, match="data.jsonl:4: 2 image marker.*but 1 image"):
         build_vision_dataset(data.select([3]), processor.tokenizer, VisionOptions(**options))
-    report = ValidationReport("sft")
-    rows = build_vision_dataset(data, processor.tokenizer, VisionOptions(**options, skip_invalid=True), report)
+    # Skipped like the loader's own skips: per file, by reason, with FILE:LINE examples.
+    rows = build_vision_dataset(data, processor.tokenizer, VisionOptions(**options, skip_invalid=True), load_report)
     assert len(rows) == 1
+    assert load_report.skipped_by_reason == {"missing image": 1, "unreadable image": 1, "image markers and images differ": 1}
+    [(name, entry)] = load_report.files.items()
+    assert (entry.read, entry.kept) == (4, 1) and entry.examples["missing image"] == [f"{name}:2"]
+    assert "missing image: 1 (e.g. " + f"{name}:2)" in load_report.summary()
+    # A report that never saw the file (no FILE:LINE to attach to) still counts them.
+    report = ValidationReport("sft")
+    build_vision_dataset(data, processor.tokenizer, VisionOptions(**options, skip_invalid=True), report)
     assert report.dropped == {"missing image": 1, "unreadable image": 1, "image markers and images differ": 1}
 
 

@@ -129,6 +129,18 @@ class ValidationReport:
         if len(examples) < self.MAX_EXAMPLES:
             examples.append(error.location)
 
+    def skip_later(self, location: str, reason: str) -> bool:
+        """A record the loader kept but a later stage (images, ...) found invalid: counted as a
+        skip of its file with its FILE:LINE, like the loader's own skips. False when the
+        location names no file of this report (then the caller counts it as dropped)."""
+        name = location.rpartition(":")[0]
+        entry = self.files.get(name)
+        if entry is None:
+            return False
+        entry.kept -= 1
+        self.skip(name, DataValidationError(location, reason, reason))
+        return True
+
     @property
     def read(self) -> int:
         return sum(f.read for f in self.files.values())
@@ -176,6 +188,15 @@ class ValidationReport:
                  for name, f in data["files"].items()}
         return cls(data["kind"], files, data["mixture"], Counter(data["dropped"]),
                    data["truncated"], data["supervised_tokens"])
+
+    def nothing_usable(self, names: list[str]) -> "DataSourceError":
+        """The error for inputs that yield no record: which files, what was read, why it was skipped."""
+        where = ", ".join(names)
+        if not self.read:
+            return DataSourceError(f"{where}: no records (the file(s) are empty or hold only blank lines)")
+        counts = self.skipped_by_reason + self.dropped
+        reasons = "; ".join(f"{reason}: {count}" for reason, count in counts.most_common())
+        return DataSourceError(f"{where}: none of the {self.read} record(s) read is usable (skipped - {reasons})")
 
     def summary(self) -> str:
         lines = [f"data report ({self.kind or 'records'}): read {self.read}, kept {self.kept}, "
@@ -564,7 +585,7 @@ def _source_kind(sources: list[DataSource], kind: str | None) -> str:
     return kind
 
 
-def _local_files(source: DataSource) -> list[str] | None:
+def local_files(source: DataSource) -> list[str] | None:
     """Files a source names, in sorted order; None when it is a Hub dataset id."""
     path = os.path.expanduser(source.path)
     if any(char in path for char in "*?["):
@@ -601,7 +622,7 @@ def _open_hub(source: DataSource, streaming: bool = False):
 
 def _streams(source: DataSource, streaming: bool = False) -> tuple[list, list]:
     """(name, records-iterator factory) per file of a source, plus what identifies their content."""
-    files = _local_files(source)
+    files = local_files(source)
     if files is None:
         hub = _open_hub(source, streaming)
         name = f"{source.path}[{source.split}]"

@@ -91,8 +91,8 @@ def check_image(path: str) -> str | None:
 
 
 def tokenize_vision_batch(batch: dict, indices: list[int], tokenizer, options: VisionOptions, block: str) -> dict:
-    out = {"input_ids": [], "labels": [], "images": [], "status": []}
-    chats, tools, kept_indices, image_lists = [], [], [], []
+    out = {"input_ids": [], "labels": [], "images": [], "status": [], "location": []}
+    chats, tools, kept_indices, image_lists, kept_locations = [], [], [], [], []
     locations = batch["location"] if "location" in batch else [f"record {i}" for i in indices]
     for messages, images, tool_list, where, index in zip(
         batch["messages"], batch["images"], batch["tools"], locations, indices
@@ -107,12 +107,12 @@ def tokenize_vision_batch(batch: dict, indices: list[int], tokenizer, options: V
         except DataValidationError as error:
             if not options.skip_invalid:
                 raise
-            _append_skip(out, error.reason)
+            _append_skip(out, error.reason, where)
             continue
         except ValueError as error:
             if not options.skip_invalid:
                 raise DataValidationError(where, IMAGE_MISMATCH, str(error)) from None
-            _append_skip(out, IMAGE_MISMATCH)
+            _append_skip(out, IMAGE_MISMATCH, where)
             continue
         for message in chat:
             message["content"] = MARKER.sub(block, message["content"])
@@ -120,9 +120,11 @@ def tokenize_vision_batch(batch: dict, indices: list[int], tokenizer, options: V
         tools.append(tool_list)
         kept_indices.append(index)
         image_lists.append(paths)
+        kept_locations.append(where)
 
     pad_id = tokenizer.convert_tokens_to_ids(tokenizer.image_token)
-    for (ids, labels), paths in zip(encode_chats(chats, tools, kept_indices, tokenizer, options), image_lists):
+    encoded = encode_chats(chats, tools, kept_indices, tokenizer, options)
+    for (ids, labels), paths, where in zip(encoded, image_lists, kept_locations):
         ids, labels = expand_placeholders(ids, labels, pad_id, options.image_seq_length)
         status = "ok"
         if len(ids) > options.max_length:
@@ -136,14 +138,16 @@ def tokenize_vision_batch(batch: dict, indices: list[int], tokenizer, options: V
         out["labels"].append(labels.tolist())
         out["images"].append(json.dumps(paths))
         out["status"].append(status)
+        out["location"].append(where)
     return out
 
 
-def _append_skip(out: dict, reason: str) -> None:
+def _append_skip(out: dict, reason: str, where: str) -> None:
     out["input_ids"].append([])
     out["labels"].append([])
     out["images"].append("[]")
     out["status"].append("skip:" + reason)
+    out["location"].append(where)
 
 
 def expand_placeholders(ids: np.ndarray, labels: np.ndarray, pad_id: int, n: int):
@@ -169,9 +173,10 @@ def build_vision_dataset(dataset, tokenizer, options: VisionOptions, report: Val
     )
     statuses = rows["status"]
     if report is not None:
-        for status in statuses:
-            if status.startswith("skip:"):
-                report.dropped[status[5:]] += 1
+        for status, where in zip(statuses, rows["location"]):
+            if status.startswith("skip:"):  # an invalid record: a skip of its file, FILE:LINE as for text
+                if not report.skip_later(where, status[5:]):
+                    report.dropped[status[5:]] += 1
             elif status in (IMAGE_TRUNCATED, NO_SUPERVISED):
                 report.dropped[status] += 1
         report.truncated += sum(s in ("truncated", IMAGE_TRUNCATED) for s in statuses)
@@ -179,7 +184,7 @@ def build_vision_dataset(dataset, tokenizer, options: VisionOptions, report: Val
     rows = rows.select(keep) if len(keep) != len(rows) else rows
     if report is not None:
         report.supervised_tokens += int(sum((np.asarray(l) != -100).sum() for l in rows["labels"]))
-    return rows.remove_columns(["status"])
+    return rows.remove_columns(["status", "location"])
 
 
 @dataclass

@@ -45,6 +45,14 @@ def minimind_intermediate_size(hidden_size: int, multiple_of: int = 64) -> int:
     return multiple_of * math.ceil(int(hidden_size * 8 / 3) / multiple_of)
 
 
+def config_keys() -> set[str]:
+    """Every key a MiniMind config (or a recipe's `model_config`) may set, MiniMind spellings included."""
+    import inspect
+
+    names = set(inspect.signature(MiniMindConfig.__init__).parameters) - {"self", "kwargs"}
+    return names | set(_ALIASES) | {"rope_theta", "rope_scaling", "dtype", "torch_dtype"}
+
+
 def standard_rope_parameters(rope_parameters, rope_scaling, rope_theta, default_theta: float) -> dict:
     """One complete RoPE dict, `{"rope_type", "rope_theta", ...scaling}`, from any spelling:
     transformers 5's `rope_parameters`, or 4.x / MiniMind's `rope_scaling` + `rope_theta`
@@ -205,4 +213,4 @@ class MiniMindConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["MiniMindConfig", "minimind_intermediate_size", "standard_rope_parameters", "MINIMIND_YARN_DEFAULTS"]
+__all__ = ["MiniMindConfig", "config_keys", "minimind_intermediate_size", "standard_rope_parameters", "MINIMIND_YARN_DEFAULTS"]

@@ -4,6 +4,9 @@ the stage's own TrainingArguments / DPOConfig, HfArgumentParser style."""
 from __future__ import annotations
 
 import difflib
+import enum
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -100,7 +103,15 @@ def read_recipe(path: str | Path, overrides: list[str] | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe {path} not found")
-    recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise RecipeError(f"{where}: YAML syntax error: {problem}") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not a UTF-8 text file ({error})") from None
     if not isinstance(recipe, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
     recipe.update(parse_overrides(overrides or []))
@@ -151,8 +162,97 @@ def split_recipe(recipe: dict, dataclass_types: tuple) -> tuple:
         raise RecipeError(
             f"unknown recipe key(s): {'; '.join(hints)}.\nValid keys: {', '.join(sorted(valid))}"
         )
+    problems, typed = [], dict(recipe)
+    for dtype in dataclass_types:
+        hints = _type_hints(dtype)
+        for f in fields(dtype):
+            if f.init and f.name in recipe:
+                try:
+                    typed[f.name] = conform(recipe[f.name], hints.get(f.name, typing.Any))
+                except TypeError as error:
+                    problems.append(f"{f.name}: {error}")
+    if problems:  # every wrong value at once, before anything is built
+        raise RecipeError("invalid recipe value(s):\n  " + "\n  ".join(problems))
     out = []
     for dtype in dataclass_types:
         names = {f.name for f in fields(dtype) if f.init}
-        out.append(dtype(**{k: v for k, v in recipe.items() if k in names}))
+        try:
+            out.append(dtype(**{k: v for k, v in typed.items() if k in names}))
+        except (ValueError, TypeError) as error:  # the arguments' own checks (choices, combinations)
+            raise RecipeError(f"invalid recipe: {error}") from None
     return tuple(out)
+
+
+def _type_hints(dtype) -> dict:
+    try:
+        return typing.get_type_hints(dtype)
+    except Exception:  # an annotation that does not resolve: check only what does
+        return {}
+
+
+def conform(value, hint):
+    """`value` as the field type `hint` wants it, or TypeError saying what was expected.
+    YAML already typed the value; this only widens where that is safe (int -> float, a
+    single string -> a one-element list, a whole float -> int) and refuses the rest."""
+    origin = typing.get_origin(hint)
+    if hint is typing.Any or isinstance(hint, (str, typing.TypeVar)):
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:  # a value that already has one of the types stays as it is
+            if isinstance(option, type) and isinstance(value, option) and not (option is int and isinstance(value, bool)):
+                return value
+        for option in sorted(options, key=lambda o: o is str):  # then widen; str last: everything converts to it
+            if option is type(None):
+                continue
+            try:
+                return conform(value, option)
+            except TypeError:
+                pass
+        raise TypeError(f"expected {_describe(hint)}, got {value!r}")
+    if origin is typing.Literal:
+        if value in typing.get_args(hint):
+            return value
+        raise TypeError(f"expected one of {', '.join(map(repr, typing.get_args(hint)))}, got {value!r}")
+    base = origin or hint
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif base is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # `run_name: 2024`
+    elif base in (list, tuple, typing.Sequence):
+        if isinstance(value, (str, dict)):
+            value = [value]  # `--train_files data.jsonl` means a one-element list, not its characters
+        if isinstance(value, (list, tuple)):
+            (item,) = typing.get_args(hint) or (typing.Any,)
+            return [conform(v, item) for v in value]
+    elif base is dict:
+        if isinstance(value, dict):
+            return value
+    elif isinstance(base, type) and issubclass(base, enum.Enum):
+        choices = [member.value for member in base]
+        if isinstance(value, base) or value in choices:
+            return value
+        raise TypeError(f"expected one of {', '.join(map(str, choices))}, got {value!r}")
+    else:
+        return value  # other classes: the arguments' own checks decide
+    raise TypeError(f"expected {_describe(hint)}, got {value!r}")
+
+
+def _describe(hint) -> str:
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    names = [getattr(o, "__name__", str(o)) for o in options if o is not type(None)]
+    return " or ".join(names) + (" (or null)" if type(None) in options else "")

@@ -77,8 +77,23 @@ def parse(path: str, overrides: list[str]):
 
 
 def validate(inputs) -> None:
-    """Checks that need no data or model: fail before anything heavy is built."""
-    from .common import require_model_path
+    """Checks that need no data or model: fail before anything heavy is built, with every
+    problem found listed at once."""
+    from ..data.sources import DataError
+
+    problems = []
+    for check in (_check_flags, _check_model_source, _check_model_config, _check_data_files):
+        try:
+            check(inputs)
+        except (RecipeError, DataError) as error:
+            problems.append(str(error))
+    if len(problems) == 1:
+        raise RecipeError(problems[0])
+    if problems:
+        raise RecipeError(f"{len(problems)} problems in the recipe:\n- " + "\n- ".join(problems))
+
+
+def _check_flags(inputs) -> None:
     from .stages import check_adapter_flags
 
     check_adapter_flags(inputs.adapter_args, allow_frozen_llm=inputs.stage in VISION_STAGES)
@@ -87,8 +102,59 @@ def validate(inputs) -> None:
             raise RecipeError(f"streaming: true is for text stages (pretrain, sft, lora, distill), not {inputs.stage!r}")
         if inputs.training_args.max_steps <= 0:
             raise RecipeError("streaming: true needs max_steps (a stream has no length to count epochs by)")
+
+
+def _check_model_source(inputs) -> None:
+    from .common import require_model_path
+
     if inputs.stage != "pretrain" or inputs.model_args.model_name_or_path:
         require_model_path(inputs.model_args, inputs.stage)
+
+
+def _check_model_config(inputs) -> None:
+    """A fresh model's preset + model_config build a valid config (known keys, sizes that divide)."""
+    import difflib
+
+    from ..models.configuration_minimind import config_keys
+    from ..presets import preset_config
+    from ..utils import DTYPES
+
+    model_args = inputs.model_args
+    if inputs.stage != "pretrain" or model_args.model_name_or_path:
+        return
+    known = config_keys()
+    unknown = sorted(set(model_args.model_config) - known)
+    if unknown:
+        hints = [key + (f" (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(key, known, n=2)) else "")
+                 for key in unknown]
+        raise RecipeError(f"model_config: unknown key(s) {'; '.join(hints)}")
+    for key in ("dtype", "torch_dtype"):
+        value = model_args.model_config.get(key)
+        if value is not None and value not in DTYPES:
+            raise RecipeError(f"model_config: {key} {value!r} is not one of {', '.join(DTYPES)}")
+    try:
+        preset_config(model_args.preset or "tiny", **model_args.model_config)
+    except (ValueError, TypeError) as error:
+        raise RecipeError(f"model_config / preset: {error}") from None
+
+
+def _check_data_files(inputs) -> None:
+    """Every local data file, folder or glob the recipe names exists (hub ids are opened later)."""
+    from ..data.sources import DataSource, local_files
+    from .common import EMBEDDED_PREFIX
+
+    missing = []
+    for key in ("train_files", "eval_files"):
+        for entry in getattr(inputs.data_args, key):
+            path = entry.get("path") if isinstance(entry, dict) else entry
+            if not isinstance(path, str) or path.startswith(EMBEDDED_PREFIX) or "$" in path:
+                continue  # built-in sets and $VARS are resolved (and checked) when the data is read
+            try:
+                local_files(DataSource(path))
+            except ValueError as error:
+                missing.append(f"{key}: {error}")
+    if missing:
+        raise RecipeError("\n  ".join(missing))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,13 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     from ..data.sources import DataError
+    from ..utils import ModelLoadError
     from .stages import STAGE_RUNNERS
 
     try:
         inputs = parse(argv[0], argv[1:])
         validate(inputs)
         STAGE_RUNNERS[inputs.stage](inputs)
-    except (RecipeError, DataError) as error:  # user mistakes: one clear line, no traceback
+    except (RecipeError, DataError, ModelLoadError) as error:  # user mistakes: one clear message, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

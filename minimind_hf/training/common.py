@@ -23,6 +23,8 @@ def cache_home() -> Path:
 
 def resolve_sources(entries: list, seed: int) -> list:
     """`embedded:NAME` -> the built-in data file (written on first use); `$VARS` and `~` expanded."""
+    if isinstance(entries, (str, dict)):  # one source, not a sequence of characters / keys
+        entries = [entries]
     resolved = []
     for entry in entries:
         path = entry.get("path") if isinstance(entry, dict) else entry
@@ -60,8 +62,22 @@ def load_split(data_args: DataArguments, files: list, kind: str, seed: int):
     if not files:
         return None, ValidationReport(kind)
     if data_args.streaming:
-        return stream_split(data_args, files, kind, seed)
-    return load_records(resolve_sources(files, seed), kind, skip_invalid=data_args.skip_invalid, seed=seed)
+        dataset, report = stream_split(data_args, files, kind, seed)
+        _require_a_record(resolve_sources(files, seed), kind, data_args.skip_invalid)
+        return dataset, report
+    dataset, report = load_records(resolve_sources(files, seed), kind, skip_invalid=data_args.skip_invalid, seed=seed)
+    if len(dataset) == 0:
+        raise report.nothing_usable([str(getattr(s, "path", s)) for s in resolve_sources(files, seed)])
+    return dataset, report
+
+
+def _require_a_record(sources: list, kind: str, skip_invalid: bool) -> None:
+    """A stream must yield at least one record: read until the first one (cheap), else say why."""
+    from ..data.sources import iter_records
+
+    probe = ValidationReport(kind)
+    if next(iter_records(sources, kind, skip_invalid=skip_invalid, report=probe), None) is None:
+        raise probe.nothing_usable([str(getattr(s, "path", s)) for s in sources])
 
 
 def stream_split(data_args: DataArguments, files: list, kind: str, seed: int):
@@ -87,7 +103,10 @@ def stream_split(data_args: DataArguments, files: list, kind: str, seed: int):
 def _stream(sources, kind, skip_invalid, report):
     from ..data.sources import iter_records
 
-    yield from iter_records(sources, kind, skip_invalid=skip_invalid, report=report)
+    # Trainer restarts the stream for every pass over it; the report describes the data once,
+    # so only the first pass counts (later passes would double every read / skip count).
+    counting = report if not report.files else ValidationReport(kind)
+    yield from iter_records(sources, kind, skip_invalid=skip_invalid, report=counting)
 
 
 # ----------------------------------------------------------------------------- model
@@ -120,9 +139,8 @@ def load_tokenizer_for(model_args: ModelArguments):
 
 def build_model(model_args: ModelArguments, tokenizer, stage: str):
     """A fresh model from a preset (pretrain without a start), else the named folder."""
-    from transformers import AutoModelForCausalLM
-
     from .. import MiniMindForCausalLM, preset_config
+    from ..utils import load_pretrained
 
     attn = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
     if stage == "pretrain" and not model_args.model_name_or_path:
@@ -140,7 +158,7 @@ def build_model(model_args: ModelArguments, tokenizer, stage: str):
     if model_args.preset or model_args.model_config:
         raise RecipeError("preset / model_config only apply to a fresh pretraining model; remove them or model_name_or_path")
     path = require_model_path(model_args, stage)
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **attn)
+    return load_pretrained(path, dtype=torch.float32, **attn)
 
 
 def set_generation_defaults(model, tokenizer) -> None:
@@ -162,13 +180,40 @@ def resolve_resume(value: str | None, output_dir: str) -> str | None:
         if not Path(value).is_dir():
             raise RecipeError(f"resume_from_checkpoint {value} is not a folder")
         return value
-    checkpoints = []
-    for path in Path(output_dir).glob("checkpoint-*"):
-        step = path.name.split("-")[-1]
-        # "Complete" = the trainer state was written, which happens last when saving.
-        if step.isdigit() and (path / "trainer_state.json").exists():
-            checkpoints.append((int(step), path))
-    return str(max(checkpoints)[1]) if checkpoints else None
+    checkpoints = sorted(
+        ((int(path.name.split("-")[-1]), path) for path in Path(output_dir).glob("checkpoint-*")
+         if path.name.split("-")[-1].isdigit()),
+        reverse=True,
+    )
+    for _, path in checkpoints:
+        problem = _incomplete(path)
+        if problem is None:
+            return str(path)
+        print(f"resume: skipping {path} ({problem}); trying the previous checkpoint", flush=True)
+    return None
+
+
+def _incomplete(checkpoint: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (a run killed while saving), or None."""
+    state = checkpoint / "trainer_state.json"
+    if not state.is_file():  # written last when saving: its absence means the save did not finish
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "trainer_state.json is half-written"
+    weights = [f for f in checkpoint.iterdir() if f.suffix in (".safetensors", ".bin", ".pt") or f.name == "pytorch_model"]
+    if not weights and not any(checkpoint.glob("global_step*")):  # DeepSpeed keeps its own folder
+        return "no weights"
+    from safetensors import safe_open
+
+    for file in checkpoint.glob("*.safetensors"):
+        try:
+            with safe_open(str(file), "pt") as handle:
+                handle.keys()
+        except Exception:  # SafetensorError: truncated
+            return f"{file.name} is truncated"
+    return None
 
 
 # ----------------------------------------------------------------------------- final folder

@@ -68,6 +68,12 @@ def build_datasets(inputs: StageInputs, tokenizer, kind: str):
                     from ..data.text import pack
 
                     records = pack(records, data_args.max_length)
+            if not data_args.streaming and len(records) == 0:
+                from ..data.sources import DataSourceError
+
+                dropped = "; ".join(f"{reason}: {count}" for reason, count in split_report.dropped.most_common())
+                raise DataSourceError(f"{', '.join(map(str, files))}: no example is left after tokenisation"
+                                      + (f" (dropped - {dropped})" if dropped else "") + f"; max_length is {data_args.max_length}")
         datasets.append(records)
         report = split_report if report is None else report  # the training split's report is the run's
     if data_args.streaming:
@@ -175,12 +181,12 @@ def run_causal_lm(inputs: StageInputs) -> None:
 
 
 def load_teacher(inputs: StageInputs, tokenizer):
-    from transformers import AutoModelForCausalLM
+    from ..utils import load_pretrained
 
     path = inputs.distill_args.teacher_model_name_or_path
     if not path:
         raise RecipeError("stage 'distill' needs teacher_model_name_or_path")
-    teacher = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    teacher = load_pretrained(path, dtype=torch.float32)
     if teacher.config.vocab_size != len(tokenizer) and teacher.config.vocab_size < len(tokenizer):
         raise RecipeError(f"teacher {path} has a smaller vocabulary than the tokenizer ({teacher.config.vocab_size} < {len(tokenizer)})")
     return teacher.eval().requires_grad_(False)

@@ -12,10 +12,11 @@ import logging
 import os
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor, Trainer
+from transformers import AutoConfig, AutoProcessor, Trainer
 
 from ..data.vision import VisionCollator, VisionOptions, build_vision_dataset
 from .args import RecipeError
+from ..utils import load_pretrained
 from .common import EMBEDDED_PREFIX, embedded_path, load_split, require_model_path
 
 logger = logging.getLogger(__name__)
@@ -33,12 +34,12 @@ def load_vlm(inputs):
     path = require_model_path(inputs.model_args, inputs.stage)
     config = AutoConfig.from_pretrained(path)
     if config.model_type == "minimind-v":
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoProcessor.from_pretrained(path)
+        return load_pretrained(path, dtype=torch.float32), AutoProcessor.from_pretrained(path)
     if inputs.stage == "vlm_sft":
         raise RecipeError(f"vlm_sft starts from a MiniMind-V folder; {path} is a {config.model_type} model (run vlm_pretrain first)")
     vision = inputs.vision_args
     tokenizer = load_tokenizer(inputs.model_args.tokenizer_name_or_path or path)
-    llm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    llm = load_pretrained(path, dtype=torch.float32)
     return build_vlm(
         llm,
         tokenizer,
@@ -111,6 +112,8 @@ def run_vlm(inputs) -> None:
         records, split_report = load_split(data_args, files, "sft", seed)
         if records is not None:
             records = build_vision_dataset(records, processor.tokenizer, options, split_report, data_args.num_proc)
+            if len(records) == 0:
+                raise split_report.nothing_usable([str(f) for f in files])
         splits.append(records)
         report = split_report if report is None else report
     if splits[0] is None:

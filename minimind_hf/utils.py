@@ -1,0 +1,92 @@
+"""Small helpers every layer shares; the one strict model loader lives here.
+
+transformers' `from_pretrained` initialises any weight the file lacks at random and only
+prints a load report; a renamed tensor, a config with more layers than the weights or a
+truncated file would then train, serve, export or score a partly random model. Every load
+of a model folder in this package goes through `load_pretrained`, which refuses that.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+class ModelLoadError(ValueError):
+    """A model folder that cannot be loaded exactly: names the folder, the file or the tensors."""
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None):
+    """"auto" / None pass through (the folder's own dtype); names map to torch dtypes."""
+    if dtype is None or dtype == "auto" or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose auto or one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load_pretrained(path: str | Path, auto_class=None, allow_new: tuple[str, ...] = (), **kwargs):
+    """`auto_class.from_pretrained(path, **kwargs)` (default AutoModelForCausalLM), strict:
+    every tensor of the model must come from the folder and every tensor of the folder must
+    be used (tied-weight aliases are not reported missing by transformers). `allow_new`
+    lists name prefixes a caller deliberately initialises fresh (e.g. a new head)."""
+    if auto_class is None:
+        from transformers import AutoModelForCausalLM as auto_class
+    folder = Path(str(path))
+    if folder.is_dir():
+        _check_readable(folder)
+    try:
+        model, info = auto_class.from_pretrained(str(path), output_loading_info=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as error:
+        if isinstance(error, ModelLoadError):
+            raise
+        raise ModelLoadError(f"cannot load the model in {path}: {error}") from error
+    except Exception as error:  # safetensors' Rust errors derive from Exception only
+        if type(error).__name__ != "SafetensorError":
+            raise
+        raise ModelLoadError(f"{path}: a weights file is corrupt or truncated ({error})") from error
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k) for k in info.get(kind) or () if not str(k).startswith(allow_new or ("\0",)))
+        if keys:
+            problems.append(f"{kind.replace('_', ' ')} ({len(keys)}): {', '.join(keys[:8])}" + (" ..." if len(keys) > 8 else ""))
+    if info.get("error_msgs"):
+        problems.append("errors: " + "; ".join(map(str, info["error_msgs"]))[:500])
+    if problems:
+        raise ModelLoadError(
+            f"the weights in {path} do not match its config.json - loading would leave tensors at random values:\n  "
+            + "\n  ".join(problems)
+        )
+    return model
+
+
+def _check_readable(folder: Path) -> None:
+    """JSON and safetensors files that are present must parse: name the broken file."""
+    for name in ("config.json", "generation_config.json", "model.safetensors.index.json"):
+        file = folder / name
+        if file.is_file():
+            try:
+                json.loads(file.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise ModelLoadError(f"{file} is not valid JSON ({error}); the file is damaged or half-written") from error
+    from safetensors import safe_open
+
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), "pt") as handle:
+                handle.keys()
+        except Exception as error:  # SafetensorError (Rust) or OSError
+            raise ModelLoadError(f"{file} is corrupt or truncated ({error})") from error
+
+
+def is_vlm(config) -> bool:
+    """A MiniMind-V (vision-language) config."""
+    return getattr(config, "model_type", None) == "minimind-v"
+
+
+__all__ = ["DTYPES", "ModelLoadError", "is_vlm", "load_pretrained", "resolve_dtype"]
