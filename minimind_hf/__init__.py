@@ -6,7 +6,20 @@ AutoModelForImageTextToText / AutoProcessor, so `from_pretrained(folder)` works 
 remote code.
 """
 
-from transformers import (
+import os
+import warnings
+
+import torch
+
+# accelerate imports DeepSpeed whenever it is installed, and DeepSpeed then announces
+# "Setting accelerator to CPU" on every CPU-only run; naming the accelerator keeps it quiet.
+if "DS_ACCELERATOR" not in os.environ and not torch.cuda.is_available():
+    os.environ["DS_ACCELERATOR"] = "cpu"
+# PEFT 0.21 reads `model.is_gradient_checkpointing`, which transformers 5.24 renamed to
+# `is_activation_checkpointing` (same value): the FutureWarning is noise on every LoRA / DPO run.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+from transformers import (  # noqa: E402
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
@@ -14,7 +27,7 @@ from transformers import (
     AutoProcessor,
 )
 
-from .models import (
+from .models import (  # noqa: E402
     MiniMindConfig,
     MiniMindForCausalLM,
     MiniMindModel,
@@ -23,7 +36,7 @@ from .models import (
     MiniMindVForCausalLM,
     MiniMindVProcessor,
 )
-from .presets import PRESETS, preset_config
+from .presets import PRESETS, preset_config  # noqa: E402
 
 __version__ = "0.1.0"
 

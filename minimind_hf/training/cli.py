@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         inputs = parse(argv[0], argv[1:])
         validate(inputs)
+        from transformers import set_seed
+
+        # Before any model, vision tower or data is built: the same recipe gives the same weights.
+        set_seed(inputs.training_args.seed)
         STAGE_RUNNERS[inputs.stage](inputs)
     except (RecipeError, DataError, ModelLoadError) as error:  # user mistakes: one clear message, no traceback
         print(f"error: {error}", file=sys.stderr)

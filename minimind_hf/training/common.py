@@ -219,7 +219,8 @@ def _incomplete(checkpoint: Path) -> str | None:
 # ----------------------------------------------------------------------------- final folder
 
 
-def write_run_info(trainer, output_dir: str, stage: str, report: ValidationReport | None) -> None:
+def write_run_info(trainer, output_dir: str, stage: str, report: ValidationReport | None,
+                   mean_train_loss: float | None = None) -> dict:
     """A small record of how the run went: tests and users read world size and data counts here."""
     args = trainer.args
     info = {
@@ -230,9 +231,54 @@ def write_run_info(trainer, output_dir: str, stage: str, report: ValidationRepor
         "global_step": trainer.state.global_step,
         "train_loss_first": next((h["loss"] for h in trainer.state.log_history if "loss" in h), None),
         "train_loss_last": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
+        "train_loss_mean": mean_train_loss,
+        "eval_loss": next((h["eval_loss"] for h in reversed(trainer.state.log_history) if "eval_loss" in h), None),
     }
     if report is not None:
         info["data"] = report.to_dict()
     if trainer.is_world_process_zero():
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         Path(output_dir, "run_info.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+# What to run after each stage (the shipped chain); a custom output folder is passed on.
+NEXT_STEP = {
+    "pretrain": ("recipe", "recipes/sft.yaml"),
+    "sft": ("recipe", "recipes/dpo.yaml"),
+    "dpo": ("command", "python scripts/chat.py {out}"),
+    "lora": ("command", "python scripts/chat.py {out}/merged"),
+    "distill": ("command", "python scripts/eval.py {out} --task perplexity"),
+    "vlm_pretrain": ("recipe", "recipes/vlm_sft.yaml"),
+    "vlm_sft": ("command", "python scripts/chat.py {out} --image PICTURE.png"),
+}
+
+
+def closing_lines(info: dict, output_dir: str, stage: str) -> list[str]:
+    """Where the model is, how good it got, what to run next."""
+    import math
+
+    lines = [f"saved:  {output_dir} (model, tokenizer, run_info.json, training_curves.png)"]
+    first, last, evaluated = info.get("train_loss_first"), info.get("train_loss_last"), info.get("eval_loss")
+    if first is not None and last is not None:
+        result = f"train loss {first:.4g} -> {last:.4g}"
+    elif info.get("train_loss_mean") is not None:  # a run shorter than logging_steps
+        result = f"train loss {info['train_loss_mean']:.4g} (mean)"
+    else:
+        result = "no train loss"
+    if evaluated is not None:
+        result += f"; held-out eval loss {evaluated:.4g} (perplexity {math.exp(min(evaluated, 50)):.4g})"
+    lines.append(f"result: {result} after {info.get('global_step')} steps")
+    kind, target = NEXT_STEP.get(stage, ("command", "python scripts/export.py {out} exports/NAME"))
+    if kind == "recipe":
+        import yaml
+
+        recipe = Path(__file__).resolve().parents[2] / target  # a source checkout ships the recipes
+        expected = (yaml.safe_load(recipe.read_text()) if recipe.is_file() else None) or {}
+        command = f"accelerate launch scripts/train.py {target}"
+        if Path(expected.get("model_name_or_path", "")) != Path(output_dir):
+            command += f" --model_name_or_path {output_dir}"
+    else:
+        command = target.format(out=output_dir)
+    lines.append(f"next:   {command}")
+    return lines

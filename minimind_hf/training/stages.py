@@ -14,6 +14,7 @@ from ..data.text import CausalLMCollator, SFTOptions, build_dpo_dataset, build_p
 from .args import AdapterArguments, DataArguments, DistillArguments, ModelArguments, RecipeError, VisionArguments
 from .common import (
     build_model,
+    closing_lines,
     load_split,
     load_tokenizer_for,
     resolve_resume,
@@ -135,17 +136,20 @@ def save_merged(model, tokenizer, output_dir: str, processor=None) -> str:
 
 def _train_and_save(trainer, inputs: StageInputs, tokenizer, report, processor=None) -> None:
     args = trainer.args
-    trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
     model = trainer.model
     set_generation_defaults(model, tokenizer)
     trainer.save_model(args.output_dir)  # model (or adapter) + tokenizer + generation config
     if inputs.adapter_args.use_lora and inputs.adapter_args.merge_lora and trainer.is_world_process_zero():
         merged = trainer.accelerator.unwrap_model(model)
         save_merged(merged, tokenizer, args.output_dir, processor)
+    if trainer.eval_dataset is not None:  # the held-out loss at the end (logged, so it is plotted too)
+        trainer.evaluate()
     trainer.save_state()
-    write_run_info(trainer, args.output_dir, inputs.stage, report)
+    info = write_run_info(trainer, args.output_dir, inputs.stage, report, mean_train_loss=result.training_loss)
     if trainer.is_world_process_zero():
         plot_curves(args.output_dir)
+        print("\n".join(closing_lines(info, args.output_dir, inputs.stage)), flush=True)
     trainer.accelerator.wait_for_everyone()
 
 
