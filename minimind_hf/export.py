@@ -226,7 +226,8 @@ def export_model(
         make_tokenizer_config_portable(out / "tokenizer_config.json")
     # Oldest first: how the base came to be, then what the adapter added.
     records = [_read_json(folder / name) for folder in reversed(source.folders) for name in (CONVERSION_INFO_FILE, RUN_INFO_FILE)]
-    (out / "README.md").write_text(model_card(model, fmt, [r for r in records if r], repo_id or str(out)))
+    # The card travels (Hub, colleagues): it names the repo or the folder, never a local path.
+    (out / "README.md").write_text(model_card(model, fmt, [r for r in records if r], repo_id or out.resolve().name))
     return out
 
 
@@ -429,6 +430,8 @@ def model_card(model: MiniMindForCausalLM | MiniMindVForCausalLM, fmt: str, reco
         *(_vlm_loading_snippet(location) if vlm else _text_loading_snippet(location, remote)),
         "",
     ]
+    lines.append("Requirements: `torch` and `transformers` (4.57.x or 5.x)" + (", plus `pillow` for the images "
+                 "(the image processor's PIL path needs no torchvision)." if vlm else "."))
     if vlm:
         lines.append("`trust_remote_code=True` runs `modeling_minimind_v.py` (with `modeling_minimind.py`) and "
                      "`processing_minimind_v.py` from this folder; read them first if you do not trust the source. "
@@ -480,7 +483,7 @@ def _vision_rows(model: MiniMindVForCausalLM) -> list[tuple[str, object]]:
     config, vision = model.config, model.config.vision_config
     tower = sum(p.numel() for p in model.vision_tower.parameters())
     projector = sum(p.numel() for p in model.projector.parameters())
-    origin = f", from `{config.vision_tower_name_or_path}`" if config.vision_tower_name_or_path else ""
+    origin = f", from `{_public_name(config.vision_tower_name_or_path)}`" if config.vision_tower_name_or_path else ""
     grid = config.patch_grid
     kind = "linear" if config.projector_type == "linear" else "LayerNorm-MLP (LayerNorm, Linear, GELU, Linear)"
     reduction = {"none": "", "pixel_shuffle": f" after {config.reduction_factor}x{config.reduction_factor} pixel shuffle",
@@ -494,6 +497,12 @@ def _vision_rows(model: MiniMindVForCausalLM) -> list[tuple[str, object]]:
                          f"(token id {config.image_token_id})"),
         ("projector", f"{kind}{reduction[config.token_reduction]}, {projector / 1e6:.2f} M parameters"),
     ]
+
+
+def _public_name(name_or_path) -> str:
+    """A hub id as it is; a local folder by its name only (the card must not leak local paths)."""
+    text = str(name_or_path)
+    return Path(text).name if Path(text).is_absolute() or Path(text).exists() or text.startswith((".", "~")) else text
 
 
 def _describe_rope(rope: dict) -> str:
@@ -510,7 +519,7 @@ def _describe_records(records: list[dict]) -> list[str]:
                          f"`{Path(record['converted_from']).name}`")
             if record.get("vlm_layout"):
                 lines.append(f"  - MiniMind-V layout: {record.get('vlm_layout_name', record['vlm_layout'])}; vision "
-                             f"tower from `{record.get('vision_tower')}`")
+                             f"tower from `{_public_name(record.get('vision_tower'))}`")
             continue
         loss = ""
         if record.get("train_loss_first") is not None:
@@ -520,6 +529,7 @@ def _describe_records(records: list[dict]) -> list[str]:
                      f" on {processes} process{'es' if processes != 1 else ''}{loss}")
         for name, stats in (record.get("data") or {}).get("files", {}).items():
             skipped = sum(stats.get("skipped", {}).values())
+            name = Path(name).name  # the file, not where it sat on the training machine
             lines.append(f"  - data `{name}`: {stats.get('kept')} of {stats.get('read')} records used"
                          + (f" ({skipped} skipped)" if skipped else ""))
     return lines

@@ -265,3 +265,16 @@ def test_export_cli_reports_errors_without_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _export_script().main([str(tmp_path / "src"), str(tmp_path / "out"), "--format", "qwen3-moe"])
     assert exit_info.value.code == 2 and "shared expert" in capsys.readouterr().err
+
+
+def test_model_card_names_no_local_path(tmp_path):
+    """The card travels to the Hub: it names the folder and the data files, never where they sat."""
+    training_output(tmp_path / "src")
+    run_info = json.loads((tmp_path / "src" / "run_info.json").read_text())
+    run_info["data"]["files"] = {str(tmp_path / "deep" / "sft.jsonl"): {"read": 3, "kept": 3, "skipped": {}}}
+    (tmp_path / "src" / "run_info.json").write_text(json.dumps(run_info))
+    out = export_model(tmp_path / "src", tmp_path / "minimind-card")
+    card = (out / "README.md").read_text()
+    assert str(tmp_path) not in card and "/tmp" not in card
+    assert 'from_pretrained("minimind-card"' in card and "data `sft.jsonl`: 3 of 3" in card
+    assert "Requirements: `torch` and `transformers` (4.57.x or 5.x)" in card
