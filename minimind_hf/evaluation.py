@@ -196,13 +196,20 @@ class Question:
     answer: str | None = None  # None where the split has no answers (C-Eval test)
 
 
+def _split_dir(data_dir: Path, split: str) -> Path:
+    """Where a split's CSVs are: the official C-Eval download keeps them in `dev/`, `val/`,
+    `test/` subfolders; a flat folder holds `{subject}_{split}.csv` directly."""
+    nested = Path(data_dir) / split
+    return nested if nested.is_dir() and any(nested.glob(f"*_{split}.csv")) else Path(data_dir)
+
+
 def _split_file(data_dir: Path, subject: str, split: str) -> Path:
-    return data_dir / f"{subject}_{split}.csv"
+    return _split_dir(data_dir, split) / f"{subject}_{split}.csv"
 
 
 def list_subjects(data_dir: str | Path, split: str) -> list[str]:
     suffix = f"_{split}.csv"
-    return sorted(p.name[: -len(suffix)] for p in Path(data_dir).glob(f"*{suffix}"))
+    return sorted(p.name[: -len(suffix)] for p in _split_dir(Path(data_dir), split).glob(f"*{suffix}"))
 
 
 def read_questions(path: str | Path, subject: str) -> list[Question]:

@@ -412,3 +412,15 @@ def test_eval_cli_lm_eval_task_runs_harness_in_process(model_dir, tokenizer, sha
         assert theirs[f"minimind_mc_{subject}"]["acc,none"] == pytest.approx(row["acc"], abs=1e-12)
     assert json.loads((tmp_path / "lm" / "summary.json").read_text()) == theirs
     assert (tmp_path / "lm" / "lm_eval_tasks" / "minimind_mc_algebra.yaml").exists()
+
+
+def test_the_official_ceval_layout_with_split_folders_reads_the_same(ceval_dir, tmp_path):
+    """The C-Eval download keeps `dev/*_dev.csv`, `val/*_val.csv`, `test/*_test.csv`."""
+    official = tmp_path / "ceval-exam"
+    for split in ("dev", "val", "test"):
+        (official / split).mkdir(parents=True)
+        for csv_file in ceval_dir.glob(f"*_{split}.csv"):
+            (official / split / csv_file.name).write_bytes(csv_file.read_bytes())
+    for split in ("dev", "val", "test"):
+        assert evaluation.list_subjects(official, split) == evaluation.list_subjects(ceval_dir, split)
+        assert evaluation.read_ceval_folder(official, split) == evaluation.read_ceval_folder(ceval_dir, split)
