@@ -1,0 +1,79 @@
+"""Every Python snippet in README.md and docs/*.md runs as written.
+
+The snippets are extracted from the fenced ```python blocks and executed in a folder that
+holds what they name (a trained text model, a trained MiniMind-V, their exports, pictures),
+built here from tiny models - the same folder layout the README chain leaves behind. A doc
+change that breaks a snippet, or a new snippet nobody runs, fails this test."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import minimind_hf
+from minimind_hf.export import export_model
+from minimind_hf.tokenizer import load_tokenizer
+from minimind_hf.vlm import build_vlm
+from helpers import randomize
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Snippets that talk to a running server are run by tests/test_server.py against one.
+SERVER_SNIPPET = re.compile(r"OpenAI\(|client\.chat")
+
+
+def python_blocks() -> list[tuple[str, int, str]]:
+    blocks = []
+    for doc in DOCS:
+        lines = doc.read_text(encoding="utf-8").splitlines()
+        start = None
+        for number, line in enumerate(lines, 1):
+            if start is None and line.strip() == "```python":
+                start = number
+            elif start is not None and line.strip() == "```":
+                blocks.append((doc.relative_to(ROOT).as_posix(), start, "\n".join(lines[start:number - 1])))
+                start = None
+    return blocks
+
+
+BLOCKS = [b for b in python_blocks() if not SERVER_SNIPPET.search(b[2])]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """outputs/sft, outputs/vlm_sft, exports/minimind-sft, exports/minimind-v and pictures."""
+    root = tmp_path_factory.mktemp("docs")
+    tokenizer = load_tokenizer()
+    text = dict(vocab_size=6400, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2)
+    torch.manual_seed(0)
+    llm = randomize(minimind_hf.MiniMindForCausalLM(minimind_hf.MiniMindConfig(**text)), 0)
+    llm.generation_config.eos_token_id = tokenizer.eos_token_id
+    llm.save_pretrained(root / "outputs" / "sft")
+    tokenizer.save_pretrained(root / "outputs" / "sft")
+    vlm, processor = build_vlm(llm, tokenizer)
+    vlm.save_pretrained(root / "outputs" / "vlm_sft")
+    processor.save_pretrained(root / "outputs" / "vlm_sft")
+    export_model(root / "outputs" / "sft", root / "exports" / "minimind-sft")
+    export_model(root / "outputs" / "vlm_sft", root / "exports" / "minimind-v")
+    for name, colour in (("shape.png", "red"), ("photo.jpg", "blue"), ("cat.png", "green")):
+        Image.new("RGB", (40, 40), colour).save(root / name)
+    return root
+
+
+def test_snippets_are_found():
+    files = {doc for doc, _, _ in python_blocks()}
+    assert {"README.md", "docs/export.md"} <= files and len(BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("doc, line, code", BLOCKS, ids=[f"{d}:{n}" for d, n, _ in BLOCKS])
+def test_snippet_runs_as_written(doc, line, code, workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("HF_MODULES_CACHE", str(workspace / "modules"))
+    namespace = {"__name__": "__snippet__"}
+    exec(compile(code, f"{doc}:{line}", "exec"), namespace)  # noqa: S102 - our own documentation
+    for name in ("model", "processor", "tokenizer"):  # whatever the snippet loaded is a real object
+        if name in namespace:
+            assert namespace[name] is not None
