@@ -56,8 +56,7 @@ def native_config(config: MiniMindConfig, fmt: str | None = None) -> PreTrainedC
         moe_intermediate_size=config.moe_intermediate_size,
         num_experts=config.num_experts,
         num_experts_per_tok=config.num_experts_per_tok,
-        # MiniMind renormalises top-k weights only when k > 1; Qwen3-MoE does it for any k.
-        norm_topk_prob=config.norm_topk_prob and config.num_experts_per_tok > 1,
+        norm_topk_prob=config.norm_topk_prob,  # the same rule: renormalise for any k
         router_aux_loss_coef=config.router_aux_loss_coef,
         decoder_sparse_step=1,
         mlp_only_layers=[],

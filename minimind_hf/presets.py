@@ -34,7 +34,9 @@ PRESETS: dict[str, dict] = {
         norm_topk_prob=True,
     ),
     "minimind-3": dict(_MINIMIND3),
-    "minimind-3-moe": dict(_MINIMIND3, use_moe=True, num_experts=4, num_experts_per_tok=1),
+    # As the original minimind-3 routes: top-1, weights renormalised, so the chosen expert's output is added
+    # with weight 1 (MiniMind2's top-2 router renormalises too).
+    "minimind-3-moe": dict(_MINIMIND3, use_moe=True, num_experts=4, num_experts_per_tok=1, norm_topk_prob=True),
     # A few-hundred-thousand-parameter model for CPU quickstarts and tests.
     "tiny": dict(
         vocab_size=6400,

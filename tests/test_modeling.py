@@ -91,12 +91,31 @@ def test_moe_logits_match_qwen3_moe_oracle():
         assert (model(ids).logits - oracle(ids).logits).abs().max() < 1e-5
 
 
-def test_top1_moe_matches_qwen3_moe_oracle():
-    # MiniMind-3-MoE routes top-1 with the raw router probability as the expert weight.
-    model = tiny_model(qk_norm=True, use_moe=True, num_experts=4, num_experts_per_tok=1)
+@pytest.mark.parametrize("norm_topk_prob", [True, False])
+def test_top1_moe_matches_qwen3_moe_oracle(norm_topk_prob):
+    """`norm_topk_prob` has Qwen3-MoE's meaning: renormalise the chosen weights for any k. The
+    original minimind-3 router does the same (top-1 -> weight 1); MiniMind2's top-1 kept the raw
+    probability, which is norm_topk_prob=False here."""
+    model = tiny_model(qk_norm=True, use_moe=True, num_experts=4, num_experts_per_tok=1, norm_topk_prob=norm_topk_prob)
+    oracle = oracle_for(model)
+    assert oracle.config.norm_topk_prob is norm_topk_prob
     ids = torch.randint(0, 128, (2, 13), generator=torch.Generator().manual_seed(3))
+    weights = []
+    model.model.layers[0].mlp.gate.register_forward_hook(lambda module, args, out: weights.append(out[1]))
     with torch.no_grad():
-        assert (model(ids).logits - oracle_for(model)(ids).logits).abs().max() < 1e-5
+        assert (model(ids).logits - oracle(ids).logits).abs().max() < 1e-5
+    if norm_topk_prob:
+        assert torch.equal(weights[0], torch.ones_like(weights[0]))
+    else:  # the top-1 softmax probability of 4 experts
+        assert (weights[0] < 1).all() and (weights[0] > 0.25).all()
+
+
+def test_preset_minimind3_moe_routes_like_the_original():
+    """minimind-3-moe = the original minimind-3: top-1, renormalised, and Qwen3-MoE reproduces it."""
+    config = preset_config("minimind-3-moe", hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                           num_key_value_heads=2, intermediate_size=96, vocab_size=128)
+    assert (config.num_experts_per_tok, config.norm_topk_prob) == (1, True)
+    assert native_config(config).norm_topk_prob is True
 
 
 def test_native_mapping_refuses_shared_experts():

@@ -18,7 +18,11 @@ from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
+from transformers.modeling_outputs import (
+    MoeCausalLMOutputWithPast,
+    MoeModelOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.processing_utils import Unpack
@@ -206,7 +210,10 @@ class MiniMindMLP(nn.Module):
 
 
 class MiniMindRouter(nn.Linear):
-    """Top-k softmax router. Its logits are recorded for the load-balancing loss."""
+    """Top-k softmax router. Its logits are recorded for the load-balancing loss.
+
+    `norm_topk_prob` means what it means in Qwen3-MoE: the chosen weights are rescaled to sum
+    to 1 for any k, so at top-1 the chosen expert gets weight 1 (as minimind-3 routes)."""
 
     def __init__(self, config: MiniMindConfig):
         super().__init__(config.hidden_size, config.num_experts, bias=False)
@@ -217,7 +224,7 @@ class MiniMindRouter(nn.Linear):
         router_logits = F.linear(hidden_states, self.weight)
         probs = F.softmax(router_logits, dim=-1, dtype=torch.float32)
         top_weights, top_indices = torch.topk(probs, self.top_k, dim=-1)
-        if self.top_k > 1 and self.norm_topk_prob:
+        if self.norm_topk_prob:
             top_weights = top_weights / (top_weights.sum(dim=-1, keepdim=True) + 1e-20)
         return router_logits, top_weights.to(hidden_states.dtype), top_indices
 
@@ -507,4 +514,72 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
         return local.to(torch.float32) / torch.as_tensor(num_items, device=labels.device, dtype=torch.float32)
 
 
-__all__ = ["MiniMindPreTrainedModel", "MiniMindModel", "MiniMindForCausalLM", "load_balancing_loss"]
+class MiniMindForSequenceClassification(MiniMindPreTrainedModel):
+    """MiniMind with a linear `score` head read at each row's last real token: reward models
+    (`num_labels=1`, TRL's RewardTrainer / GRPOTrainer) and classifiers. The last real token
+    is the last position the 2D `attention_mask` keeps, else the last one that is not
+    `pad_token_id` (left or right padding either way). A causal-LM folder loads into it with
+    only `score.weight` new."""
+
+    def __init__(self, config: MiniMindConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = MiniMindModel(config)
+        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutputWithPast:
+        cache = pop_cache(kwargs, past_key_values)
+        outputs: MoeModelOutputWithPast = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **cache_kwargs(cache),
+            **kwargs,
+        )
+        logits = self.score(outputs.last_hidden_state)
+        batch, length = logits.shape[:2]
+        positions = torch.arange(length, device=logits.device)
+        if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
+            keep = attention_mask.to(logits.device).bool()
+        elif input_ids is not None and self.config.pad_token_id is not None:
+            keep = input_ids.to(logits.device) != self.config.pad_token_id
+        else:
+            keep = torch.ones(batch, length, dtype=torch.bool, device=logits.device)
+        last = (positions * keep).argmax(-1)  # the highest kept position (0 for an empty row)
+        pooled_logits = logits[torch.arange(batch, device=logits.device), last]
+
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, pooled_logits=pooled_logits, config=self.config)
+        return SequenceClassifierOutputWithPast(
+            loss=loss, logits=pooled_logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = [
+    "MiniMindPreTrainedModel",
+    "MiniMindModel",
+    "MiniMindForCausalLM",
+    "MiniMindForSequenceClassification",
+    "load_balancing_loss",
+]
