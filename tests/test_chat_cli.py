@@ -146,3 +146,17 @@ def test_unreadable_image_is_refused(tmp_path_factory, capsys):
     text_file.write_bytes(b"not a picture")
     assert chat_cli.main([str(vlm_model_dir(root, scripted=True)), "--image", str(text_file)]) == 2
     assert f"not a readable image: {text_file}" in capsys.readouterr().err
+
+
+def test_a_history_that_outgrows_the_context_suggests_reset(model_dir):
+    proc, out, err, say = start_chat(model_dir, "--temperature", "0")
+    try:
+        at = out.wait_for("user> ", timeout=90)
+        say("1 " * 1200)  # ~2400 tokens; the tiny model's context is 1024
+        at = out.wait_for("maximum context length is 1024 tokens", at)
+        at = out.wait_for("(type /reset to start a new conversation)", at)
+        at = out.wait_for("user> ", at)
+        say("hi")  # the refused message was not kept: the next one fits again
+        out.wait_for(f"assistant> {REPLY}\n", at)
+    finally:
+        stop_process(proc)

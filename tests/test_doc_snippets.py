@@ -20,7 +20,7 @@ from helpers import randomize
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# Snippets that talk to a running server are run by tests/test_server.py against one.
+# Snippets that talk to a running server run against one (test_server_snippets_run_as_written).
 SERVER_SNIPPET = re.compile(r"OpenAI\(|client\.chat")
 
 
@@ -77,3 +77,30 @@ def test_snippet_runs_as_written(doc, line, code, workspace, monkeypatch, capsys
     for name in ("model", "processor", "tokenizer"):  # whatever the snippet loaded is a real object
         if name in namespace:
             assert namespace[name] is not None
+
+
+SERVER_BLOCKS = [b for b in python_blocks() if SERVER_SNIPPET.search(b[2])]
+
+
+def test_server_snippets_run_as_written(workspace, monkeypatch, capsys):
+    """docs/serving.md's client snippets, in order (the image one reuses the first's client),
+    against the text server and then a MiniMind-V server - only the port differs from the docs."""
+    from test_server import start_in_process, stop_in_process
+
+    from minimind_hf.serving import load_engine
+
+    assert len(SERVER_BLOCKS) >= 2
+    monkeypatch.chdir(workspace)
+    namespace = {"__name__": "__snippet__"}
+    servers = []
+    try:
+        for doc, line, code in SERVER_BLOCKS:
+            folder = "vlm_sft" if "image_url" in code else "sft"
+            client = start_in_process(load_engine(workspace / "outputs" / folder, device="cpu"), servers)
+            code = code.replace("127.0.0.1:8000", f"127.0.0.1:{client.port}")
+            if "OpenAI(" not in code:  # a continuation: the docs' `client`, pointed at this server
+                namespace["client"] = client
+            exec(compile(code, f"{doc}:{line}", "exec"), namespace)  # noqa: S102 - our own documentation
+            assert namespace["reply"].choices[0].message is not None
+    finally:
+        stop_in_process(servers)

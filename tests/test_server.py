@@ -35,7 +35,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from minimind_hf.serving import GenerationResult, GenerationWorker, load_engine, parse_reply  # noqa: E402
 from minimind_hf.serving.engine import ChatEngine, load_chat_model  # noqa: E402
 from minimind_hf.serving.images import data_url  # noqa: E402
-from minimind_hf.serving.server import create_app  # noqa: E402
+from minimind_hf.serving.server import ServerLimits, create_app  # noqa: E402
 
 NAME = "minimind-tiny"
 HI = [{"role": "user", "content": "hi"}]
@@ -193,6 +193,9 @@ MALFORMED = {
     "stop too many": (_body(stop=["a", "b", "c", "d", "e"]), 400, "stop"),
     "tool_choice unsupported": (_body(tools=TOOLS, tool_choice="required"), 400, "tool_choice"),
     "template kwarg clash": (_body(chat_template_kwargs={"tokenize": True}), 400, "chat_template_kwargs"),
+    "seed beyond int64": (_body(seed=2**64), 400, "seed"),
+    "repetition_penalty that overflows": (_body(repetition_penalty=1e-300, temperature=1), 400, "repetition_penalty"),
+    "lone surrogate": (_body(messages=[{"role": "user", "content": "\ud800"}]), 400, None),  # json.dumps escapes it
     "prompt longer than context": (_body(messages=[{"role": "user", "content": "hello " * 1200}]), 400, "messages"),
     "image for a text model": (_body(messages=[{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
@@ -210,6 +213,24 @@ def test_malformed_requests_get_openai_errors(server, case):
     assert error["param"] == param
     with urllib.request.urlopen(f"{server}/health", timeout=10) as response:  # still serving
         assert response.status == 200
+
+
+@pytest.mark.parametrize("key", ["tools", "messages", "self", "conversation", "add_generation_prompt"])
+def test_template_kwargs_that_clash_with_the_call_get_400(server, key):
+    """These keys once reached `encode_prompt(**kwargs)` itself: TypeError, HTTP 500 and a traceback."""
+    status, payload = _post(f"{server}/v1/chat/completions", _body(chat_template_kwargs={key: []}))
+    assert status == 400, payload
+    error = payload["error"]
+    assert error["param"] == "chat_template_kwargs" and error["message"] == f"chat_template_kwargs may not set ['{key}']"
+
+
+def test_body_size_limit_of_the_serve_command(server):
+    """The default limit (8 MiB): a 9 MB prompt gets 413 before it is stored, parsed or tokenised."""
+    body = _body(messages=[{"role": "user", "content": "hello " * 1_500_000}])
+    assert len(body) > 9_000_000
+    status, payload = _post(f"{server}/v1/chat/completions", body)
+    assert status == 413, payload
+    assert payload["error"]["code"] == "request_too_large" and "8,388,608 bytes" in payload["error"]["message"]
 
 
 def test_client_errors_carry_codes(client):
@@ -232,6 +253,11 @@ class CannedEngine(ChatEngine):
     def __init__(self, model, tokenizer, replies):
         super().__init__(model, tokenizer, name=NAME)
         self.replies, self.prompts, self.cancelled = list(replies), [], threading.Event()
+        self.encoded = 0  # prompts rendered and tokenised
+
+    def encode_prompt(self, *args, **kwargs):
+        self.encoded += 1
+        return super().encode_prompt(*args, **kwargs)
 
     def generate(self, prompt, params, on_text, cancel=None):
         self.prompts.append(self.tokenizer.decode(prompt.input_ids))
@@ -248,10 +274,11 @@ class CannedEngine(ChatEngine):
         return GenerationResult(len(prompt), len(self.tokenizer(text)["input_ids"]) + 1, "stop")
 
 
-def start_in_process(engine, servers: list):
-    """Serve `engine` with uvicorn on a thread; returns an openai client (with `.port`)."""
+def start_in_process(engine, servers: list, limits: ServerLimits | None = None):
+    """Serve `engine` with uvicorn on a thread; returns an openai client (with `.port` and `.worker`)."""
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(GenerationWorker(engine)), host="127.0.0.1", port=port,
+    worker = GenerationWorker(engine)
+    srv = uvicorn.Server(uvicorn.Config(create_app(worker, limits=limits), host="127.0.0.1", port=port,
                                         log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -261,7 +288,7 @@ def start_in_process(engine, servers: list):
         time.sleep(0.02)
     assert srv.started
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=60)
-    client.port = port
+    client.port, client.worker = port, worker
     return client
 
 
@@ -276,9 +303,9 @@ def canned(reference):
     """Start an in-process server; `canned(*replies)` -> (client, engine)."""
     servers = []
 
-    def start(*replies):
+    def start(*replies, limits=None):
         engine = CannedEngine(*reference, replies)
-        return start_in_process(engine, servers), engine
+        return start_in_process(engine, servers, limits), engine
 
     yield start
     stop_in_process(servers)
@@ -339,6 +366,82 @@ def test_client_disconnect_cancels_generation(canned):
     conn.close()
     assert engine.cancelled.wait(30)
     assert client.chat.completions.create(model=NAME, messages=HI).choices[0].message.content == "Next one."
+
+
+class PausingEngine(ChatEngine):
+    """The real engine and model; generation pauses at its first text until the request is cancelled."""
+
+    def __init__(self, model, tokenizer):
+        super().__init__(model, tokenizer, name=NAME)
+        self.started, self.results = threading.Event(), []
+
+    def generate(self, prompt, params, on_text, cancel=None):
+        def first_then_wait(text):
+            if not self.started.is_set():
+                self.started.set()
+                cancel.wait(30)
+            on_text(text)
+
+        self.results.append(super().generate(prompt, params, first_then_wait, cancel))
+        return self.results[-1]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_disconnect_stops_model_generate_early(reference, stream):
+    """Through the real generate loop: after a hang-up it stops a few tokens in, not at max_tokens=200."""
+    servers = []
+    engine = PausingEngine(*reference)
+    client = start_in_process(engine, servers)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+        body = {"model": NAME, "messages": HI, "max_tokens": 200, "temperature": 0, "stream": stream}
+        conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+        if stream:
+            response = conn.getresponse()
+            assert response.status == 200 and response.readline().startswith(b"data: ")
+        assert engine.started.wait(30)
+        conn.close()
+        with one_thread():
+            reply = client.chat.completions.create(model=NAME, messages=HI, max_tokens=3, temperature=0)
+        [hung_up, _] = engine.results  # the worker ran the next request, so the first one had ended
+        assert hung_up.completion_tokens < 10 and hung_up.finish_reason == "stop"  # 2 here, of 200
+        assert reply.usage.completion_tokens == 3 and client.worker.pending == 0
+    finally:
+        stop_in_process(servers)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_over_the_limit_gets_413_before_parsing(canned, chunked):
+    client, engine = canned("Fine.", limits=ServerLimits(max_body_bytes=4096))
+    body = _body(messages=[{"role": "user", "content": "hello " * 1000}])
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+    if chunked:  # no Content-Length: the running count refuses it
+        conn.request("POST", "/v1/chat/completions", iter([body[i:i + 1000] for i in range(0, len(body), 1000)]),
+                     {"Content-Type": "application/json"}, encode_chunked=True)
+    else:
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    payload = json.loads(response.read())
+    assert response.status == 413, payload
+    error = payload["error"]
+    assert error["code"] == "request_too_large" and error["type"] == "invalid_request_error"
+    assert "larger than this server's limit of 4,096 bytes" in error["message"]
+    assert engine.encoded == 0  # never rendered nor tokenised
+    assert client.chat.completions.create(model=NAME, messages=HI).choices[0].message.content == "Fine."
+    assert engine.encoded == 1
+
+
+def test_serve_command_limit_flags(monkeypatch):
+    from minimind_hf.serving import server
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
+    server.main(["some/folder", "--max-body-mb", "0.5", "--max-images", "2", "--max-image-pixels", "1000"])
+    assert ServerLimits(max_body_bytes=524288, max_images=2, max_image_pixels=1000) in seen["args"]
+    server.main(["some/folder"])
+    assert ServerLimits() in seen["args"]
+    with pytest.raises(SystemExit):
+        server.main(["some/folder", "--max-body-mb", "0"])
 
 
 # ----------------------------------------------------------------------------- images (MiniMind-V)
@@ -494,3 +597,57 @@ def test_image_markers_in_text_are_refused(vlm_client):
     with pytest.raises(openai.BadRequestError, match="image marker"):
         vlm_client.chat.completions.create(model=VLM, max_tokens=1, messages=[
             {"role": "user", "content": "what is in <image>?"}])
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG header and no pixel data: decoding it fails ("truncated"), reading its size does not."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, at open (not an error)
+def test_image_pixels_are_checked_from_the_header(vlm_client):
+    """13000 x 13000 (under Pillow's bomb limit; 2 GB once decoded) is refused before decoding."""
+    part = {"type": "image_url", "image_url": {"url": data_url(png_header(13000, 13000))}}
+    body = {"model": VLM, "messages": [{"role": "user", "content": [{"type": "text", "text": "look"}, part]}]}
+    status, payload = _post(f"http://127.0.0.1:{vlm_client.port}/v1/chat/completions", json.dumps(body).encode())
+    assert status == 400, payload
+    error = payload["error"]
+    assert error["param"] == "messages.0.content.1" and error["code"] == "invalid_image"
+    assert "13000x13000 image (169,000,000 pixels)" in error["message"]
+    assert "at most 16,777,216 pixels" in error["message"]
+
+
+def test_images_per_request_are_counted_before_decoding(vlm_client):
+    def ask(n: int, image: bytes):
+        parts = [{"type": "image_url", "image_url": {"url": data_url(image)}}] * n
+        body = {"model": VLM, "max_tokens": 1, "messages": [{"role": "user", "content": parts}]}
+        return _post(f"http://127.0.0.1:{vlm_client.port}/v1/chat/completions", json.dumps(body).encode())
+
+    status, payload = ask(9, b"not even an image")  # the count is refused first: nothing was decoded
+    assert status == 400 and payload["error"]["code"] == "too_many_images", payload
+    assert payload["error"]["message"] == "the messages hold 9 images; at most 8 are accepted per request"
+    with one_thread():
+        status, payload = ask(8, png_bytes("red", (8, 8)))
+    assert status == 200 and payload["usage"]["completion_tokens"] == 1, payload
+
+
+def test_image_limits_are_settings(vlm_dir):
+    servers = []
+    engine = load_engine(vlm_dir, name=VLM, device="cpu")
+    client = start_in_process(engine, servers, ServerLimits(max_images=1, max_image_pixels=30 * 30))
+    try:
+        url = f"http://127.0.0.1:{client.port}/v1/chat/completions"
+        for parts, reason in (([image_url_part("red")], "40x40 image (1,600 pixels); images may have at most 900"),
+                              ([image_url_part("red")] * 2, "hold 2 images; at most 1")):
+            body = {"model": VLM, "messages": [{"role": "user", "content": parts}]}
+            status, payload = _post(url, json.dumps(body).encode())
+            assert status == 400 and reason in payload["error"]["message"], payload
+    finally:
+        stop_in_process(servers)

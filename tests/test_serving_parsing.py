@@ -120,6 +120,15 @@ def test_images_are_content_parts(tmp_path):
         load_image(data_url(b"not an image"))
     with pytest.raises(FileNotFoundError):
         image_part(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match=r"4x3 image \(12 pixels\); images may have at most 11 pixels"):
+        load_image(part["image_url"]["url"], max_pixels=11)
+    assert load_image(part["image_url"]["url"], max_pixels=12).size == (4, 3)
+
+
+def test_tiny_temperatures_are_greedy():
+    """Dividing logits by 1e-300 overflows to inf / nan (multinomial raises): treat it as 0, as vLLM does."""
+    assert SamplingParams(temperature=1e-300).generate_kwargs()["do_sample"] is False
+    assert SamplingParams(temperature=1e-5).generate_kwargs()["do_sample"] is True
 
 
 @pytest.fixture(scope="module")

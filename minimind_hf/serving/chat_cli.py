@@ -84,7 +84,13 @@ def _readable_prompt(engine, prompt_ids: list[int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = sys.stdout
-    engine = load_engine(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    from ..utils import ModelLoadError
+
+    try:
+        engine = load_engine(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    except ModelLoadError as error:  # a damaged or mismatched folder: one clear message, exit code 2
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     no_images = (f"this model ({engine.model.config.model_type}) does not accept images; "
                  "images need a MiniMind-V model")
     if args.image and not engine.accepts_images:
@@ -152,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             turn = start_turn(worker, conversation, params, thinking=thinking)
         except RequestError as exc:
             conversation.pop_user()
-            print(f"error: {exc.message}", file=out, flush=True)
+            hint = " (type /reset to start a new conversation)" if exc.code == "context_length_exceeded" else ""
+            print(f"error: {exc.message}{hint}", file=out, flush=True)
             continue
         if args.show_prompt:
             prompt = _readable_prompt(engine, turn.prompt_ids)

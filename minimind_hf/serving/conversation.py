@@ -79,6 +79,6 @@ class Turn:
 
 def start_turn(worker: GenerationWorker, conversation: Conversation, params: SamplingParams, thinking: bool = False) -> Turn:
     """Render the conversation (ending with the user's new message) and queue its answer."""
-    prompt = worker.engine.encode_prompt(conversation.to_messages(), open_thinking=thinking)
+    prompt = worker.engine.encode_prompt(conversation.to_messages(), template_kwargs={"open_thinking": thinking})
     budget = worker.engine.check_budget(len(prompt), None, params.max_new_tokens)  # image tokens count too
     return Turn(worker, prompt, replace(params, max_new_tokens=budget))

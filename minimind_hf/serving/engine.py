@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from transformers import (
     AutoConfig,
-    AutoModelForCausalLM,
     AutoProcessor,
     AutoTokenizer,
     StoppingCriteria,
@@ -33,13 +32,15 @@ from transformers import (
 
 import minimind_hf  # noqa: F401  (registers "minimind" / "minimind-v" with the Auto classes)
 
-from .images import load_image
+from .images import MAX_IMAGE_PIXELS, load_image
 
-# Keyword names `apply_chat_template` uses itself: clients may not smuggle them in as template kwargs.
+# Keyword names `apply_chat_template` (or the template's render call) uses itself: clients may not
+# smuggle them in as template kwargs.
 RESERVED_TEMPLATE_KWARGS = frozenset(
-    {"conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
+    {"self", "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
      "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors",
-     "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs", "processor_kwargs"}
+     "return_dict", "return_assistant_tokens_mask", "sanitize_control_tokens", "tokenizer_kwargs",
+     "processor_kwargs"}
 )
 
 
@@ -49,6 +50,10 @@ class RequestError(ValueError):
     def __init__(self, message: str, param: str | None = None, code: str | None = None, status: int = 400):
         super().__init__(message)
         self.message, self.param, self.code, self.status = message, param, code, status
+
+
+# Temperatures below this mean greedy (as in vLLM): dividing logits by them overflows to inf / nan.
+GREEDY_BELOW = 1e-5
 
 
 @dataclass
@@ -63,7 +68,7 @@ class SamplingParams:
 
     def generate_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
-        if self.temperature and self.temperature > 0:
+        if self.temperature and self.temperature >= GREEDY_BELOW:
             kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)
         else:
             # Explicit values override any sampling defaults stored in the folder's generation_config.
@@ -123,16 +128,19 @@ class ChatEngine:
         """MiniMind-V (a model with a vision tower, loaded with its processor) takes image parts."""
         return self.processor is not None
 
-    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None, **template_kwargs) -> list[int]:
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None, /, **template_kwargs) -> list[int]:
         """Prompt token ids for `messages` + the assistant generation prompt (see `encode_prompt`)."""
-        return self.encode_prompt(messages, tools, **template_kwargs).input_ids
+        return self.encode_prompt(messages, tools, template_kwargs).input_ids
 
-    def encode_prompt(self, messages: list[dict], tools: list[dict] | None = None, **template_kwargs) -> Prompt:
+    def encode_prompt(self, messages: list[dict], tools: list[dict] | None = None, template_kwargs: dict | None = None,
+                      max_images: int | None = None, max_image_pixels: int | None = MAX_IMAGE_PIXELS) -> Prompt:
         """Render `messages` + the assistant generation prompt; decode and preprocess their images.
 
-        The whole history is rendered every turn, so images of earlier turns keep their place
-        (and their placeholder tokens) in every later prompt.
+        `template_kwargs` is a dict, not `**kwargs`, so a client's keys can never collide with this
+        method's own parameters. The whole history is rendered every turn, so images of earlier
+        turns keep their place (and their placeholder tokens) in every later prompt.
         """
+        template_kwargs = template_kwargs or {}
         bad = RESERVED_TEMPLATE_KWARGS & set(template_kwargs)
         if bad:
             raise RequestError(f"chat_template_kwargs may not set {sorted(bad)}", param="chat_template_kwargs")
@@ -140,7 +148,7 @@ class ChatEngine:
         if any(content_has_images(m.get("content")) for m in messages):
             if not self.accepts_images:
                 raise RequestError("this model does not accept images", param="messages", code="images_not_supported")
-            messages, images = _take_images(messages)
+            messages, images = _take_images(messages, max_images, max_image_pixels)
         with self._encode_lock:
             try:
                 text = self.tokenizer.apply_chat_template(
@@ -216,8 +224,13 @@ class ChatEngine:
         return GenerationResult(len(prompt), streamer.generated, finish)
 
 
-def _take_images(messages: list[dict]) -> tuple[list[dict], list]:
+def _take_images(messages: list[dict], max_images: int | None, max_pixels: int | None) -> tuple[list[dict], list]:
     """Decode every image part (data URLs) in reading order; the template sees `{"type": "image"}`."""
+    count = sum(isinstance(p, dict) and p.get("type") in ("image", "image_url")
+                for m in messages if isinstance(m.get("content"), list) for p in m["content"])
+    if max_images is not None and count > max_images:  # counted before anything is decoded
+        raise RequestError(f"the messages hold {count} images; at most {max_images} are accepted per request",
+                           param="messages", code="too_many_images")
     images, out = [], []
     for i, message in enumerate(messages):
         content = message.get("content")
@@ -231,7 +244,7 @@ def _take_images(messages: list[dict]) -> tuple[list[dict], list]:
                 url = part.get("image_url")
                 url = url.get("url") if isinstance(url, dict) else url
                 try:
-                    images.append(load_image(url if isinstance(url, str) else ""))
+                    images.append(load_image(url if isinstance(url, str) else "", max_pixels))
                 except ValueError as exc:
                     raise RequestError(f"messages[{i}].content[{j}]: {exc}", param=f"messages.{i}.content.{j}",
                                        code="invalid_image") from exc
@@ -354,8 +367,9 @@ def load_chat_model(path: str | Path, device: str | None = None, dtype: str = "a
     path = str(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    from ..utils import load_pretrained, resolve_dtype
+
+    model = load_pretrained(path, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code)
     return model.to(device).eval(), tokenizer
 
 

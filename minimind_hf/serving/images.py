@@ -16,6 +16,10 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+# Decoded images cost width * height * 4 bytes or more; MiniMind-V resizes them to a few hundred
+# pixels anyway, so a picture above a large photo's size is refused from its header, before decoding.
+MAX_IMAGE_PIXELS = 4096 * 4096
+
 _DATA_URL = re.compile(r"^data:(image/[\w.+-]+)?(;[\w=.-]+)*;base64,(?P<data>.*)$", re.DOTALL)
 
 
@@ -44,7 +48,7 @@ def check_image_file(path: str | Path) -> dict:
     return part
 
 
-def load_image(url: str) -> Image.Image:
+def load_image(url: str, max_pixels: int | None = MAX_IMAGE_PIXELS) -> Image.Image:
     """Decode a base64 data URL into an RGB image. Remote URLs are refused: the server never fetches."""
     match = _DATA_URL.match(url)
     if match is None:
@@ -54,7 +58,11 @@ def load_image(url: str) -> Image.Image:
     except binascii.Error as exc:
         raise ValueError(f"image_url does not hold a readable image: its base64 data is invalid ({exc})") from exc
     try:
-        image = Image.open(io.BytesIO(raw))
+        image = Image.open(io.BytesIO(raw))  # reads the header only
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ValueError(f"image_url holds a {width}x{height} image ({width * height:,} pixels); "
+                             f"images may have at most {max_pixels:,} pixels")
         image.load()
     except UnidentifiedImageError:
         raise ValueError("image_url does not hold a readable image: the data is not an image format "

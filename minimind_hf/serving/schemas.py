@@ -7,9 +7,14 @@ send `user`, `metadata`, ... freely); content parts and roles are checked strict
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+# JSON may escape lone UTF-16 surrogates ("\ud800"): valid JSON, but no tokenizer or UTF-8 encoder takes them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Strict(BaseModel):
@@ -104,13 +109,22 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=-1)  # vLLM-style extension; 0 / -1 = off
-    repetition_penalty: float | None = Field(default=None, gt=0)  # extension
+    repetition_penalty: float | None = Field(default=None, ge=0.01, le=10)  # extension; far outside, logits overflow
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)  # int64, as OpenAI (and torch.manual_seed)
     n: int | None = Field(default=1, ge=1, le=1)  # one choice per request (null allowed, as clients send it)
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto"] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_text(cls, data):
+        where = _lone_surrogate(data)
+        if where is not None:
+            raise PydanticCustomError("invalid_unicode", "{where} holds a lone UTF-16 surrogate, which is not text",
+                                      {"where": where or "the body"})
+        return data
 
     @field_validator("stop")
     @classmethod
@@ -131,3 +145,21 @@ class ChatCompletionRequest(BaseModel):
                 data.setdefault("content", "")
             out.append(data)
         return out
+
+
+def _lone_surrogate(data: Any) -> str | None:
+    """The dotted path of the first string (or key) holding a lone surrogate; iterative, as JSON nests deep."""
+    stack = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return path
+        elif isinstance(value, (dict, list)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return where
+                stack.append((where, item))
+    return None

@@ -4,6 +4,8 @@ Requests are validated (schemas.py), rendered with the model's chat template, an
 the single `GenerationWorker`; the event loop only shuttles text, so many clients can wait
 while one generation runs, and outputs never mix. Every failure the client caused is an
 OpenAI-style error body `{"error": {"message", "type", "param", "code"}}` with a 4xx status.
+`ServerLimits` bounds what one request may cost (body bytes, images, pixels per image); a client
+that hangs up, streaming or not, cancels its generation.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import asyncio
 import json
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .engine import GenerationWorker, Prompt, RequestError, SamplingParams
+from .images import MAX_IMAGE_PIXELS
 from .parsing import ReplyAssembler
 from .schemas import ChatCompletionRequest
 
@@ -28,10 +31,67 @@ from .schemas import ChatCompletionRequest
 OPENAI_DEFAULTS = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, repetition_penalty=1.0)
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one request may cost; the serve command's --max-body-mb / --max-images / --max-image-pixels."""
+
+    max_body_bytes: int = 8 * 2**20  # a few photos as base64 data URLs; text prompts are far smaller
+    max_images: int = 8
+    max_image_pixels: int = MAX_IMAGE_PIXELS  # checked from the image header, before decoding
+
+
 def error_response(status: int, message: str, param: str | None = None, code: str | None = None,
                    type_: str | None = None) -> JSONResponse:
     type_ = type_ or ("invalid_request_error" if status < 500 else "server_error")
     return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status)
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than this server's limit of {limit:,} bytes"
+
+
+class _BodyLimit:
+    """ASGI middleware: a body over `limit` bytes gets a 413 instead of being stored and parsed.
+
+    A declared Content-Length is judged at once, a chunked body when the running count passes the
+    limit (the HTTPException raised from `receive` reaches the app's error handler). The rest of
+    such a body is read and dropped first: clients that send all of it before reading (urllib,
+    requests) would otherwise see a reset connection instead of the answer.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            if headers.get(b"expect", b"").lower() != b"100-continue":  # those clients wait for this answer
+                await _discard_body(receive, {"more_body": True})
+            response = error_response(413, _too_large(self.limit), code="request_too_large")
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await _discard_body(receive, message)
+                raise HTTPException(413, _too_large(self.limit))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _discard_body(receive, message: dict, cap: int = 64 * 2**20) -> None:
+    """Read what is left of a refused body without keeping it (up to `cap` bytes; then the socket closes)."""
+    dropped = 0
+    while message.get("more_body") and dropped < cap:
+        message = await receive()
+        dropped += len(message.get("body", b""))
 
 
 # Union branches that pydantic names in error locations: role / part tags and type names, not fields.
@@ -51,6 +111,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     if errors[0].get("type") == "json_invalid":
         return "the request body is not valid JSON", None
     locs = [_clean_loc(e.get("loc", ())) for e in errors]
+    # Name the first problem only: its field, or its list item (messages.3), with that item's union branches.
+    first = locs[0]
+    item = next((i + 1 for i, part in enumerate(first) if part.isdigit()), len(first))
+    errors, locs = zip(*[(e, loc) for e, loc in zip(errors, locs) if loc[:item] == first[:item]])
     common = locs[0]
     for loc in locs[1:]:
         n = 0
@@ -58,16 +122,20 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
             n += 1
         common = common[:n]
     deepest = max(len(loc) for loc in locs)
-    reasons = list(dict.fromkeys(e.get("msg", "invalid value") for e, loc in zip(errors, locs) if len(loc) == deepest))
+    reasons = list(dict.fromkeys(e.get("msg", "invalid value").removeprefix("Value error, ")
+                                 for e, loc in zip(errors, locs) if len(loc) == deepest))
     param = ".".join(common) or None
     return f"{param or 'body'}: {' or '.join(reasons)}", param
 
 
-def create_app(worker: GenerationWorker, model_name: str | None = None, max_tokens_default: int = 512) -> FastAPI:
+def create_app(worker: GenerationWorker, model_name: str | None = None, max_tokens_default: int = 512,
+               limits: ServerLimits | None = None) -> FastAPI:
     engine = worker.engine
     model_name = model_name or engine.name
+    limits = limits or ServerLimits()
     created = int(time.time())
     app = FastAPI(title="minimind-hf OpenAI-compatible server")
+    app.add_middleware(_BodyLimit, limit=limits.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -76,7 +144,8 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        return error_response(exc.status_code, str(exc.detail), code="not_found" if exc.status_code == 404 else None)
+        code = {404: "not_found", 413: "request_too_large"}.get(exc.status_code)
+        return error_response(exc.status_code, str(exc.detail), code=code)
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError):
@@ -111,7 +180,8 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
                                param="model", code="model_not_found", status=404)
         use_tools = bool(req.tools) and req.tool_choice != "none"
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if use_tools else None
-        prompt = engine.encode_prompt(req.template_messages(), tools=tools, **(req.chat_template_kwargs or {}))
+        prompt = engine.encode_prompt(req.template_messages(), tools, req.chat_template_kwargs,
+                                      max_images=limits.max_images, max_image_pixels=limits.max_image_pixels)
         requested = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         budget = engine.check_budget(len(prompt), requested, max_tokens_default)  # expanded image tokens included
         top_k = req.top_k if req.top_k is not None and req.top_k > 0 else 0
@@ -128,7 +198,7 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
         return prompt, params, use_tools
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatCompletionRequest):
+    async def chat_completions(req: ChatCompletionRequest, request: Request):
         # Off the event loop: decoding and resizing images takes a while, and other streams are waiting.
         prompt, params, use_tools = await run_in_threadpool(prepare, req)
         job = worker.submit(prompt, params, loop=asyncio.get_running_loop())
@@ -141,10 +211,12 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         assembler = ReplyAssembler(params.stop, parse_tools=use_tools)
+        watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
         try:
             result = await _drain(job, assembler)
         finally:
-            job.cancel.set()  # a client that hung up frees the worker
+            watcher.cancel()
+            job.cancel.set()  # ends a generation that outlived a stop string, an error or its client
         reply = assembler.reply
         message = {"role": "assistant", "content": reply.content or (None if reply.tool_calls else "")}
         if reply.reasoning:
@@ -162,6 +234,14 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
         }
 
     return app
+
+
+async def _cancel_on_disconnect(request: Request, job) -> None:
+    """A plain reply sends nothing until the end, so only `receive` tells that its client hung up.
+    (StreamingResponse watches for that itself, and its generator's `finally` cancels.)"""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    job.cancel.set()
 
 
 async def _drain(job, assembler: ReplyAssembler):
@@ -237,13 +317,14 @@ async def _stream(job, completion_id: str, model: str, params: SamplingParams, u
 
 
 def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
-          max_tokens_default: int = 512, log_level: str = "info", **load_kwargs) -> None:
+          max_tokens_default: int = 512, log_level: str = "info", limits: ServerLimits | None = None,
+          **load_kwargs) -> None:
     import uvicorn
 
     from .engine import load_engine
 
     worker = GenerationWorker(load_engine(model_path, name=model_name, **load_kwargs))
-    app = create_app(worker, model_name, max_tokens_default)
+    app = create_app(worker, model_name, max_tokens_default, limits)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
@@ -263,6 +344,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--log-level", default="info")
+    default = ServerLimits()
+    p.add_argument("--max-body-mb", type=float, default=default.max_body_bytes / 2**20,
+                   help="largest request body in MiB (larger: 413)")
+    p.add_argument("--max-images", type=int, default=default.max_images, help="images per request (more: 400)")
+    p.add_argument("--max-image-pixels", type=int, default=default.max_image_pixels,
+                   help="width x height of one image, read from its header before decoding (more: 400)")
     args = p.parse_args(argv)
-    serve(args.model, args.host, args.port, args.model_name, args.max_tokens, args.log_level,
-          device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    if args.max_body_mb <= 0 or args.max_images < 0 or args.max_image_pixels <= 0:
+        p.error("--max-body-mb and --max-image-pixels must be positive, --max-images at least 0")
+    limits = ServerLimits(int(args.max_body_mb * 2**20), args.max_images, args.max_image_pixels)
+    from ..utils import ModelLoadError
+
+    try:
+        serve(args.model, args.host, args.port, args.model_name, args.max_tokens, args.log_level, limits,
+              device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    except ModelLoadError as error:  # a damaged or mismatched folder: one clear message, exit code 2
+        p.exit(2, f"error: {error}\n")
