@@ -61,7 +61,7 @@ from transformers.initialization import no_init_weights
 
 from .models import MiniMindConfig, MiniMindForCausalLM, MiniMindVForCausalLM, MiniMindVProcessor
 from .models.configuration_minimind import _ALIASES as CONFIG_ALIASES
-from .export import CONVERSION_INFO_FILE, DTYPES
+from .utils import CONVERSION_INFO_FILE, DTYPES, set_generation_defaults
 from .tokenizer import load_tokenizer
 
 # Wrappers that prefix every key: torch.compile and DistributedDataParallel.
@@ -478,7 +478,6 @@ def convert_checkpoint(
     model, info = convert_language_model(state_dict, generation, original_config, overrides)
     model = model.to(DTYPES[dtype]).eval()
     if out is not None:
-        from .training.common import set_generation_defaults  # the same stop/pad tokens training sets
 
         set_generation_defaults(model, tok)
         model.save_pretrained(str(out))
@@ -651,7 +650,6 @@ def convert_vlm_checkpoint(
     it was trained with (a CLIP / SigLIP folder or hub id) and its tokenizer -> our MiniMind-V,
     prompted with the original's image layout. With `out`, also save a model folder with its
     processor and conversion_info.json."""
-    from .training.common import set_generation_defaults
     from .vlm import build_vlm
 
     tok = load_original_tokenizer(tokenizer)

@@ -40,7 +40,7 @@ from transformers import (
 from .models import MiniMindForCausalLM, MiniMindVForCausalLM
 from .native import NATIVE_FORMATS, NativeExportError, native_config, to_native_state_dict
 from .tokenizer import load_tokenizer, make_tokenizer_config_portable
-from .utils import DTYPES, load_pretrained
+from .utils import CONVERSION_INFO_FILE, DTYPES, RUN_INFO_FILE, is_vlm, load_pretrained
 
 REMOTE_CODE = "remote-code"
 EXPORT_FORMATS = (REMOTE_CODE, *NATIVE_FORMATS)
@@ -65,6 +65,7 @@ REMOTE_CODE_SPECS: dict[str, RemoteCodeSpec] = {
             "AutoConfig": "configuration_minimind.MiniMindConfig",
             "AutoModel": "modeling_minimind.MiniMindModel",
             "AutoModelForCausalLM": "modeling_minimind.MiniMindForCausalLM",
+            "AutoModelForSequenceClassification": "modeling_minimind.MiniMindForSequenceClassification",
         },
     ),
     # The processor's own auto_map (processor_config.json, tokenizer_config.json) is written
@@ -104,8 +105,6 @@ TOKENIZER_FILES = (
 )
 
 # Side files whose content the model card reports ("how it was trained").
-RUN_INFO_FILE = "run_info.json"  # written by scripts/train.py
-CONVERSION_INFO_FILE = "conversion_info.json"  # written by scripts/convert_checkpoint.py
 
 
 class ExportError(ValueError):
@@ -138,10 +137,6 @@ def load_source(src: str | Path, merge_lora: bool = False, base: str | Path | No
     if merge_lora:
         raise ExportError(f"--merge-lora was given but {src} has no adapter_config.json (not a LoRA adapter folder)")
     return Source(_load_minimind(src), [src])
-
-
-def is_vlm(model) -> bool:
-    return model.config.model_type == VLM_MODEL_TYPE
 
 
 def _load_minimind(path: str | Path) -> MiniMindForCausalLM | MiniMindVForCausalLM:
@@ -563,7 +558,6 @@ __all__ = [
     "RemoteCodeSpec",
     "copy_tokenizer",
     "export_model",
-    "is_vlm",
     "language_model_of",
     "load_source",
     "model_card",

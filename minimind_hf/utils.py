@@ -19,6 +19,9 @@ class ModelLoadError(ValueError):
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Side files next to a model folder's weights: how it was trained / where it was imported from.
+RUN_INFO_FILE = "run_info.json"  # written by scripts/train.py
+CONVERSION_INFO_FILE = "conversion_info.json"  # written by scripts/convert_checkpoint.py
 
 
 def resolve_dtype(dtype: str | torch.dtype | None):
@@ -84,9 +87,19 @@ def _check_readable(folder: Path) -> None:
             raise ModelLoadError(f"{file} is corrupt or truncated ({error})") from error
 
 
-def is_vlm(config) -> bool:
-    """A MiniMind-V (vision-language) config."""
-    return getattr(config, "model_type", None) == "minimind-v"
+def set_generation_defaults(model, tokenizer) -> None:
+    """The end-of-turn token stops generation; pad is the tokenizer's."""
+    config = model.generation_config
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    config.bos_token_id = tokenizer.bos_token_id
 
 
-__all__ = ["DTYPES", "ModelLoadError", "is_vlm", "load_pretrained", "resolve_dtype"]
+def is_vlm(model_or_config) -> bool:
+    """A vision-language model (MiniMind-V, or any config with a vision tower), or its config."""
+    config = getattr(model_or_config, "config", model_or_config)
+    return getattr(config, "model_type", None) == "minimind-v" or getattr(config, "vision_config", None) is not None
+
+
+__all__ = ["CONVERSION_INFO_FILE", "DTYPES", "RUN_INFO_FILE", "ModelLoadError", "is_vlm", "load_pretrained",
+           "resolve_dtype", "set_generation_defaults"]

@@ -29,8 +29,9 @@ from minimind_hf.convert import (
     convert_vlm_checkpoint,
     read_original_config,
 )
-from minimind_hf.export import DTYPES
+from minimind_hf.utils import DTYPES
 from minimind_hf.tokenizer import load_tokenizer
+from minimind_hf.utils import is_vlm
 
 # flag -> MiniMindConfig field (only flags that were given override anything).
 OVERRIDE_FLAGS = {
@@ -85,7 +86,7 @@ def main(argv=None) -> None:
                                        args.tokenizer)
     except CheckpointError as error:
         parser.exit(2, f"conversion failed: {error}\n")
-    vlm = model.config.model_type == "minimind-v"
+    vlm = is_vlm(model)
     c = model.config.text_config if vlm else model.config
     tokenizer_size = len(load_tokenizer(args.out))
     if tokenizer_size > c.vocab_size:

@@ -32,6 +32,7 @@ from transformers import (
 
 import minimind_hf  # noqa: F401  (registers "minimind" / "minimind-v" with the Auto classes)
 
+from ..utils import is_vlm
 from .images import MAX_IMAGE_PIXELS, load_image
 
 # Keyword names `apply_chat_template` (or the template's render call) uses itself: clients may not
@@ -101,16 +102,12 @@ def content_has_images(content: Any) -> bool:
     )
 
 
-def is_vision_language(config) -> bool:
-    return getattr(config, "model_type", "") == "minimind-v" or getattr(config, "vision_config", None) is not None
-
-
 class ChatEngine:
     """A model + tokenizer (+ processor for MiniMind-V) with the chat glue: prompts, limits, one generate call."""
 
     def __init__(self, model, tokenizer, name: str | None = None, processor=None):
         self.model = model.eval()
-        if processor is None and is_vision_language(model.config):
+        if processor is None and is_vlm(model.config):
             raise ValueError("a vision-language model needs its processor (AutoProcessor.from_pretrained(folder))")
         self.processor = processor
         self.tokenizer = processor.tokenizer if processor is not None else tokenizer
@@ -376,7 +373,7 @@ def load_chat_model(path: str | Path, device: str | None = None, dtype: str = "a
 def load_processor(path: str | Path, trust_remote_code: bool = False):
     """The folder's processor (tokenizer + image processor) for a MiniMind-V model; None for text-only ones."""
     config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    if not is_vision_language(config):
+    if not is_vlm(config):
         return None
     try:
         return AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..data.sources import DataSource, ValidationReport, load_records
+from ..utils import RUN_INFO_FILE, set_generation_defaults  # noqa: F401  (stages import it from here)
 from .args import DataArguments, ModelArguments, RecipeError
 
 EMBEDDED_PREFIX = "embedded:"
@@ -161,14 +162,6 @@ def build_model(model_args: ModelArguments, tokenizer, stage: str):
     return load_pretrained(path, dtype=torch.float32, **attn)
 
 
-def set_generation_defaults(model, tokenizer) -> None:
-    """The end-of-turn token stops generation; pad is the tokenizer's."""
-    config = model.generation_config
-    config.eos_token_id = tokenizer.eos_token_id
-    config.pad_token_id = tokenizer.pad_token_id
-    config.bos_token_id = tokenizer.bos_token_id
-
-
 # ----------------------------------------------------------------------------- checkpoints
 
 
@@ -238,7 +231,7 @@ def write_run_info(trainer, output_dir: str, stage: str, report: ValidationRepor
         info["data"] = report.to_dict()
     if trainer.is_world_process_zero():
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        Path(output_dir, "run_info.json").write_text(json.dumps(info, indent=2))
+        Path(output_dir, RUN_INFO_FILE).write_text(json.dumps(info, indent=2))
     return info
 
 

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoProcessor, Trainer
 
 from ..data.vision import VisionCollator, VisionOptions, build_vision_dataset
 from .args import RecipeError
-from ..utils import load_pretrained
+from ..utils import is_vlm, load_pretrained
 from .common import EMBEDDED_PREFIX, embedded_path, load_split, require_model_path
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def load_vlm(inputs):
 
     path = require_model_path(inputs.model_args, inputs.stage)
     config = AutoConfig.from_pretrained(path)
-    if config.model_type == "minimind-v":
+    if is_vlm(config):
         return load_pretrained(path, dtype=torch.float32), AutoProcessor.from_pretrained(path)
     if inputs.stage == "vlm_sft":
         raise RecipeError(f"vlm_sft starts from a MiniMind-V folder; {path} is a {config.model_type} model (run vlm_pretrain first)")
