@@ -1,9 +1,9 @@
 """minimind-hf: MiniMind / MiniMind-V as first-class Hugging Face models.
 
 Importing the package registers `minimind` with AutoConfig / AutoModel /
-AutoModelForCausalLM, and `minimind-v` with AutoConfig / AutoModelForCausalLM /
-AutoModelForImageTextToText / AutoProcessor, so `from_pretrained(folder)` works without
-remote code.
+AutoModelForCausalLM / AutoModelForSequenceClassification (reward models), and
+`minimind-v` with AutoConfig / AutoModelForCausalLM / AutoModelForImageTextToText /
+AutoProcessor, so `from_pretrained(folder)` works without remote code.
 """
 
 import os
@@ -24,6 +24,7 @@ from transformers import (  # noqa: E402
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForImageTextToText,
+    AutoModelForSequenceClassification,
     AutoProcessor,
 )
 
@@ -36,6 +37,7 @@ from .models import (  # noqa: E402
     MiniMindVForCausalLM,
     MiniMindVProcessor,
 )
+from .models.modeling_minimind import MiniMindForSequenceClassification  # noqa: E402
 from .presets import PRESETS, preset_config  # noqa: E402
 
 __version__ = "0.1.0"
@@ -43,6 +45,7 @@ __version__ = "0.1.0"
 AutoConfig.register("minimind", MiniMindConfig, exist_ok=True)
 AutoModel.register(MiniMindConfig, MiniMindModel, exist_ok=True)
 AutoModelForCausalLM.register(MiniMindConfig, MiniMindForCausalLM, exist_ok=True)
+AutoModelForSequenceClassification.register(MiniMindConfig, MiniMindForSequenceClassification, exist_ok=True)
 AutoConfig.register("minimind-v", MiniMindVConfig, exist_ok=True)
 AutoModelForCausalLM.register(MiniMindVConfig, MiniMindVForCausalLM, exist_ok=True)
 AutoModelForImageTextToText.register(MiniMindVConfig, MiniMindVForCausalLM, exist_ok=True)
@@ -51,6 +54,7 @@ AutoProcessor.register(MiniMindVConfig, MiniMindVProcessor, exist_ok=True)
 __all__ = [
     "MiniMindConfig",
     "MiniMindForCausalLM",
+    "MiniMindForSequenceClassification",
     "MiniMindModel",
     "MiniMindPreTrainedModel",
     "MiniMindVConfig",

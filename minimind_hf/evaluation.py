@@ -439,6 +439,63 @@ def write_results(result: MultipleChoiceResult, out_dir: str | Path) -> dict[str
     return paths
 
 
+# ----------------------------------------------------------------------------- exact answers (generation)
+
+
+def greedy_replies(model, tokenizer, prompts: Sequence[list[dict]], max_new_tokens: int, batch_size: int = 32,
+                   chat_template_kwargs: dict | None = None) -> list[str]:
+    """Greedy replies to chat prompts, batched with left padding (the template's bos included once)."""
+    was_training = model.training
+    model.eval()
+    replies = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            texts = [tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False,
+                                                   **(chat_template_kwargs or {}))
+                     for p in prompts[start: start + batch_size]]
+            batch = tokenizer(texts, add_special_tokens=False, padding=True, padding_side="left",
+                              return_tensors="pt").to(_device(model))
+            with torch.no_grad():
+                output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            replies += tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        model.train(was_training)
+    return replies
+
+
+def exact_answer_accuracy(model, tokenizer, prompts: Sequence[list[dict]], answers: Sequence[str],
+                          kinds: Sequence[str] | None = None, max_new_tokens: int = 16, batch_size: int = 32,
+                          chat_template_kwargs: dict | None = None) -> dict:
+    """Greedy replies to chat prompts (thinking off unless `chat_template_kwargs` turn it on, as
+    GRPOConfig's do for rollouts), scored against reference answers.
+
+    A reply is right when its answer part (after a `</think>`, if any) holds the answer: the
+    last integer for integer answers, the text otherwise (`data.synthetic.is_correct`) - the
+    same check as the `exact_answer` reward. Returns `{"accuracy", "correct", "total",
+    "per_kind": {kind: {"accuracy", "correct", "total"}}}`.
+    """
+    from .data.synthetic import is_correct
+    from .rewards import answer_part
+
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+    if not prompts:
+        raise ValueError("no prompts with a reference answer to score")
+    replies = greedy_replies(model, tokenizer, prompts, max_new_tokens, batch_size, chat_template_kwargs)
+    kinds = list(kinds) if kinds is not None else [""] * len(prompts)
+    counts: dict[str, list[int]] = {}
+    for reply, answer, kind in zip(replies, answers, kinds):
+        ok = int(is_correct(answer_part(reply), str(answer)))
+        for key in ("", kind) if kind else ("",):
+            counts.setdefault(key, [0, 0])
+            counts[key][0] += ok
+            counts[key][1] += 1
+    correct, total = counts.pop("")
+    return {"accuracy": correct / total, "correct": correct, "total": total,
+            "per_kind": {k: {"accuracy": c / n, "correct": c, "total": n} for k, (c, n) in sorted(counts.items())}}
+
+
 # ----------------------------------------------------------------------------- lm-evaluation-harness
 
 

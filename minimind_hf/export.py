@@ -57,6 +57,7 @@ class RemoteCodeSpec:
 
 
 VLM_MODEL_TYPE = "minimind-v"
+REWARD_MODEL_CLASS = "MiniMindForSequenceClassification"
 # One entry per exportable model type.
 REMOTE_CODE_SPECS: dict[str, RemoteCodeSpec] = {
     "minimind": RemoteCodeSpec(
@@ -141,11 +142,16 @@ def load_source(src: str | Path, merge_lora: bool = False, base: str | Path | No
 
 def _load_minimind(path: str | Path) -> MiniMindForCausalLM | MiniMindVForCausalLM:
     # Load in float32 whatever the stored dtype: merging and casting happen after.
-    model_type = AutoConfig.from_pretrained(str(path)).model_type
+    config = AutoConfig.from_pretrained(str(path))
+    model_type = config.model_type
     if model_type not in REMOTE_CODE_SPECS:
         raise ExportError(
             f"{path} holds a {model_type!r} model; only MiniMind models ({', '.join(REMOTE_CODE_SPECS)}) are exported"
         )
+    if REWARD_MODEL_CLASS in (getattr(config, "architectures", None) or ()):  # a reward model (stage `reward`)
+        from transformers import AutoModelForSequenceClassification
+
+        return load_pretrained(path, auto_class=AutoModelForSequenceClassification, dtype=torch.float32).eval()
     return load_pretrained(path, dtype=torch.float32).eval()
 
 
@@ -195,6 +201,9 @@ def export_model(
         if not is_vlm(model):
             raise ExportError(f"--language-model-only applies to MiniMind-V folders; {src} holds a text-only MiniMind")
         model = language_model_of(model)
+    elif type(model).__name__ == REWARD_MODEL_CLASS and fmt != REMOTE_CODE:
+        raise NativeExportError(f"{src} is a MiniMind reward model (a score head, no LM head): export it as "
+                                "--format remote-code (AutoModelForSequenceClassification with trust_remote_code)")
     elif is_vlm(model) and fmt != REMOTE_CODE:
         raise NativeExportError(
             f"a MiniMind-V (language model + {model.config.vision_config.model_type} vision tower + projector) has no "

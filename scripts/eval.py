@@ -4,9 +4,14 @@
     python scripts/eval.py MODEL --task ppl [--data pydoc|FILE.txt|FILE.jsonl] [--max-length 1024 --stride 512]
     python scripts/eval.py MODEL --task ceval --data CEVAL_DIR [--split val] [--shots 5] [--style plain|chat] [--output DIR]
     python scripts/eval.py MODEL --task lm-eval --data CEVAL_DIR [--shots 5] [--output DIR]
+    python scripts/eval.py MODEL --task arithmetic [--data embedded:rl_eval|FILE.jsonl] [--thinking] [--max-new-tokens 16]
 
 `lm-eval` runs lm-evaluation-harness's HF backend on task YAMLs written from the same CSV
 folder, with the same prompt as `--task ceval --style plain`. See docs/evaluation.md.
+`arithmetic` prints held-out exact-answer accuracy of greedy replies (the metric the `grpo`
+stage reports before and after training) on RL prompts with answers: the embedded held-out
+set by default, or any prompt/answer or MiniMind rlaif jsonl with an `answer` field;
+`--thinking` renders the prompts with thinking on, as recipes/grpo.yaml's rollouts are.
 """
 
 import argparse
@@ -21,7 +26,7 @@ from minimind_hf import evaluation
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="folder with a causal LM and its tokenizer")
-    parser.add_argument("--task", choices=["ppl", "ceval", "lm-eval"], required=True)
+    parser.add_argument("--task", choices=["ppl", "ceval", "lm-eval", "arithmetic"], required=True)
     parser.add_argument("--data", default=None, help="ppl: pydoc (default), .txt or .jsonl; ceval / lm-eval: CSV folder")
     parser.add_argument("--max-length", type=int, default=None, help="context tokens (default: the model context; ppl caps it at 2048)")
     parser.add_argument("--stride", type=int, default=None, help="ppl window step (default: max-length / 2)")
@@ -36,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--trust-remote-code", action="store_true", help="for exported remote-code folders")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, ...")
+    parser.add_argument("--max-new-tokens", type=int, default=16, help="arithmetic: reply length")
+    parser.add_argument("--thinking", action="store_true", help="arithmetic: prompts with thinking on")
+    parser.add_argument("--seed", type=int, default=42, help="arithmetic: seed of the embedded split (the recipes' 42)")
     return parser.parse_args(argv)
 
 
@@ -70,13 +78,28 @@ def run_lm_eval(args) -> dict:
     return {task: {k: v for k, v in metrics.items() if k.startswith("acc")} for task, metrics in output["results"].items()}
 
 
+def run_arithmetic(args, model, tokenizer) -> dict:
+    from minimind_hf.data.rl import load_rl_records
+    from minimind_hf.training.common import resolve_sources
+
+    data = args.data or "embedded:rl_eval"
+    records, _ = load_rl_records(resolve_sources([data], args.seed))
+    rows = [row for row in records if row["answer"]][: args.limit]
+    if not rows:
+        raise ValueError(f"{data}: no record has an 'answer' to check")
+    result = evaluation.exact_answer_accuracy(model, tokenizer, [r["prompt"] for r in rows], [r["answer"] for r in rows],
+                                              [r["kind"] for r in rows], args.max_new_tokens, args.batch_size,
+                                              chat_template_kwargs={"enable_thinking": args.thinking})
+    return {"data": data, "thinking": args.thinking, **result}
+
+
 def _subjects(args):
     return args.subjects.split(",") if args.subjects else None
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.task != "ppl" and not args.data:
+    if args.task not in ("ppl", "arithmetic") and not args.data:
         sys.exit(f"--task {args.task} needs --data CEVAL_DIR (a folder of {{subject}}_{{split}}.csv files)")
     try:
         if args.task == "lm-eval":
@@ -84,7 +107,7 @@ def main(argv=None) -> dict:
         else:
             model, tokenizer = evaluation.load_model_and_tokenizer(args.model, args.trust_remote_code, args.device,
                                                                    args.dtype)
-            summary = (run_ppl if args.task == "ppl" else run_ceval)(args, model, tokenizer)
+            summary = {"ppl": run_ppl, "ceval": run_ceval, "arithmetic": run_arithmetic}[args.task](args, model, tokenizer)
     except (ValueError, OSError) as error:  # bad data, paths or model folders: one clear line, not a traceback
         sys.exit(f"error: {error}")
     text = json.dumps(summary, ensure_ascii=False, indent=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("pretrain", "sft", "lora", "dpo", "distill", "vlm_pretrain", "vlm_sft")
+STAGES = ("pretrain", "sft", "lora", "dpo", "distill", "reward", "grpo", "vlm_pretrain", "vlm_sft")
 VISION_STAGES = ("vlm_pretrain", "vlm_sft")
 
 
@@ -75,6 +75,33 @@ class DistillArguments:
     teacher_model_name_or_path: str | None = None
     distill_alpha: float = 0.5  # weight of the hard-label CE; (1 - alpha) on the KL to the teacher
     distill_temperature: float = 1.0
+
+
+@dataclass
+class RLArguments:
+    """grpo: the rewards that score each rollout (summed with GRPOConfig's `reward_weights`) and their
+    settings; see minimind_hf/rewards.py."""
+
+    reward_funcs: list = field(
+        default_factory=lambda: ["exact_answer"],
+        metadata={"help": "exact_answer, length_window, think_format, repetition, reward_model, or module:function."},
+    )
+    answer_column: str = field(default="answer", metadata={"help": "The data field with the reference answer."})
+    length_window: list = field(default_factory=lambda: [20, 800], metadata={"help": "[low, high] answer characters."})
+    length_reward: float = 0.5  # +- inside / outside the window (MiniMind: 20-800 characters, +-0.5)
+    think_reward: float = 0.25  # +- for one / a broken think block
+    repetition_ngram: int = 3
+    repetition_cap: float = 0.5  # the largest repetition penalty
+    reward_model_path: str | None = field(default=None, metadata={"help": "reward_model: a folder from stage 'reward'."})
+    reward_clip: list = field(default_factory=lambda: [-3.0, 3.0], metadata={"help": "reward_model: [low, high] clip."})
+    thinking_ratio: float | None = field(
+        default=None,
+        metadata={"help": "Roll out this share of prompts with thinking on, the rest off (seeded per prompt); "
+                          "default: every prompt as chat_template_kwargs says."},
+    )
+    eval_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Held-out accuracy before / after: reply length (default max_completion_length)."}
+    )
 
 
 @dataclass

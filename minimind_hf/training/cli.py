@@ -15,6 +15,7 @@ from .args import (
     DistillArguments,
     ModelArguments,
     RecipeError,
+    RLArguments,
     VisionArguments,
     read_recipe,
     split_recipe,
@@ -41,8 +42,11 @@ def stage_defaults(stage: str) -> dict:
         defaults.update(use_lora=True, tune_llm=False)
     if stage == "vlm_pretrain":
         defaults.update(tune_llm=False)  # the projector learns; LLM and tower stay frozen
-    if stage == "dpo":
-        defaults.pop("remove_unused_columns")  # DPOTrainer manages its own columns
+    if stage in ("dpo", "reward"):
+        defaults.pop("remove_unused_columns")  # DPOTrainer / RewardTrainer manage their own columns
+    if stage == "grpo":
+        # MiniMind's train_grpo.py: CISPO (clipped importance weights, upper bound 5.0) and a k3 KL of 0.1.
+        defaults.update(loss_type="cispo", epsilon_high=5.0, beta=0.1)
     return defaults
 
 
@@ -51,6 +55,14 @@ def training_args_class(stage: str):
         from trl import DPOConfig
 
         return DPOConfig
+    if stage == "reward":
+        from trl import RewardConfig
+
+        return RewardConfig
+    if stage == "grpo":
+        from trl import GRPOConfig
+
+        return GRPOConfig
     from transformers import TrainingArguments
 
     return TrainingArguments
@@ -61,6 +73,11 @@ def parse(path: str, overrides: list[str]):
 
     recipe = read_recipe(path, overrides)
     stage = recipe.get("stage")
+    if stage == "ppo":
+        import trl
+
+        raise RecipeError(f"{path}: stage 'ppo' is not available: TRL {trl.__version__} ships no PPOTrainer (neither "
+                          "trl nor trl.experimental has one); use stage 'grpo' (recipes/grpo.yaml), the supported RL path")
     if stage not in STAGES:
         raise RecipeError(f"{path}: `stage` must be one of {', '.join(STAGES)} (got {stage!r})")
     defaults = stage_defaults(stage)
@@ -68,21 +85,25 @@ def parse(path: str, overrides: list[str]):
         defaults.pop("activation_checkpointing")
     if recipe.get("lr_scheduler_type", defaults["lr_scheduler_type"]) != defaults["lr_scheduler_type"]:
         defaults.pop("lr_scheduler_kwargs")  # min_lr_rate belongs to MiniMind's schedule only
+    if stage == "grpo" and recipe.get("loss_type", "cispo") != "cispo":
+        defaults.pop("epsilon_high")  # 5.0 bounds CISPO's weights; grpo / dapo clip the ratio at 1 + epsilon
     merged = {**defaults, **recipe}
-    types = (ModelArguments, DataArguments, AdapterArguments, DistillArguments, VisionArguments, training_args_class(stage))
-    model_args, data_args, adapter_args, distill_args, vision_args, training_args = split_recipe(merged, types)
+    types = (ModelArguments, DataArguments, AdapterArguments, DistillArguments, VisionArguments, RLArguments,
+             training_args_class(stage))
+    model_args, data_args, adapter_args, distill_args, vision_args, rl_args, training_args = split_recipe(merged, types)
     if stage == "lora" and not adapter_args.use_lora:
         raise RecipeError("stage 'lora' with use_lora=false: use stage 'sft' for full fine-tuning")
-    return StageInputs(stage, model_args, data_args, adapter_args, distill_args, training_args, vision_args)
+    return StageInputs(stage, model_args, data_args, adapter_args, distill_args, training_args, vision_args, rl_args)
 
 
 def validate(inputs) -> None:
     """Checks that need no data or model: fail before anything heavy is built, with every
     problem found listed at once."""
     from ..data.sources import DataError
+    from .rl import check_rl_recipe
 
     problems = []
-    for check in (_check_flags, _check_model_source, _check_model_config, _check_data_files):
+    for check in (_check_flags, _check_model_source, _check_model_config, _check_data_files, check_rl_recipe):
         try:
             check(inputs)
         except (RecipeError, DataError) as error:

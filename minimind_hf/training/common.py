@@ -51,7 +51,8 @@ def embedded_path(name: str, seed: int) -> str:
     folder = cache_home() / "embedded" / f"seed{seed}"
     available = []
     # Text sets first; the image sets (drawn with Pillow) only when asked for.
-    for module, writer in (("synthetic", "write_embedded_datasets"), ("synthetic_vision", "write_embedded_vision_datasets")):
+    for module, writer in (("synthetic", "write_embedded_datasets"), ("synthetic_rl", "write_embedded_rl_datasets"),
+                           ("synthetic_vision", "write_embedded_vision_datasets")):
         module = importlib.import_module(f"..data.{module}", __package__)
         if key in module.EMBEDDED_NAMES:
             return str(getattr(module, writer)(folder, seed=seed)[key])
@@ -241,7 +242,10 @@ NEXT_STEP = {
     "sft": ("recipe", "recipes/dpo.yaml"),
     "dpo": ("command", "python scripts/chat.py {out}"),
     "lora": ("command", "python scripts/chat.py {out}/merged"),
-    "distill": ("command", "python scripts/eval.py {out} --task perplexity"),
+    "distill": ("command", "python scripts/eval.py {out} --task ppl"),
+    "reward": ("command", "accelerate launch scripts/train.py recipes/grpo.yaml --reward_funcs '[exact_answer, reward_model]' "
+                          "--reward_weights '[1.0, 0.1]' --reward_model_path {out}"),
+    "grpo": ("command", "python scripts/eval.py {out} --task arithmetic --thinking"),
     "vlm_pretrain": ("recipe", "recipes/vlm_sft.yaml"),
     "vlm_sft": ("command", "python scripts/chat.py {out} --image PICTURE.png"),
 }

@@ -11,7 +11,15 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from ..data.text import CausalLMCollator, SFTOptions, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
-from .args import AdapterArguments, DataArguments, DistillArguments, ModelArguments, RecipeError, VisionArguments
+from .args import (
+    AdapterArguments,
+    DataArguments,
+    DistillArguments,
+    ModelArguments,
+    RecipeError,
+    RLArguments,
+    VisionArguments,
+)
 from .common import (
     build_model,
     closing_lines,
@@ -35,6 +43,7 @@ class StageInputs:
     distill_args: DistillArguments
     training_args: TrainingArguments
     vision_args: VisionArguments | None = None
+    rl_args: RLArguments | None = None
 
 
 # ----------------------------------------------------------------------------- data
@@ -226,6 +235,7 @@ def run_dpo(inputs: StageInputs) -> None:
     _train_and_save(trainer, inputs, tokenizer, report)
 
 
+from .rl import run_grpo, run_reward  # noqa: E402  (uses the helpers above)
 from .vision import run_vlm  # noqa: E402  (uses the helpers above)
 
 STAGE_RUNNERS = {
@@ -234,6 +244,8 @@ STAGE_RUNNERS = {
     "lora": run_causal_lm,
     "distill": run_causal_lm,
     "dpo": run_dpo,
+    "reward": run_reward,
+    "grpo": run_grpo,
     "vlm_pretrain": run_vlm,
     "vlm_sft": run_vlm,
 }

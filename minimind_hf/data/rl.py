@@ -1,0 +1,142 @@
+"""RL prompt data for the `grpo` stage: load, validate, normalise.
+
+Two input formats, one canonical record ``{"prompt": [MESSAGE, ...], "answer": str,
+"kind": str, "location": str}`` (MESSAGE = ``{"role", "content"}``, TRL's conversational
+prompt; ``answer`` is ``""`` when the record has none; ``location`` is ``FILE:LINE``):
+
+* MiniMind ``rlaif`` jsonl: SFT conversations whose last assistant turn is empty
+  (``{"conversations": [{"role": "user", ...}, {"role": "assistant", "content": ""}]}``);
+  a conversation that ends with a filled assistant turn gives its prompt (everything up
+  to its last user turn), so SFT files with an ``answer`` field work too;
+* prompt / answer jsonl: ``{"prompt": "text" | [messages], "answer": "7"}`` (numbers are
+  accepted and stored as strings; the recipe's ``answer_column`` names another field).
+
+Files are read with the same readers as every other kind (jsonl, json, parquet, csv,
+globs, folders; `data.sources`), bad records raise ``FILE:LINE: what is wrong`` or, with
+``skip_invalid``, are skipped and counted per reason in the run's ValidationReport, and
+``{path, weight}`` mixtures sample as elsewhere. Prompt sets are small, so the records are
+collected in memory (no Arrow cache of their own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .sources import (
+    EMPTY_CONTENT,
+    MISSING_FIELD,
+    WRONG_TYPE,
+    DataValidationError,
+    ValidationReport,
+    _Invalid,
+    _json_type,
+    _messages,
+    _streams,
+    as_sources,
+)
+
+KIND = "rl"
+NO_PROMPT = "no user turn"
+TRAILING_REPLY_ROLES = ("assistant", "gpt")
+
+
+def _prompt_messages(messages: list[dict], where: str) -> list[dict]:
+    """Canonical messages up to the last user turn, as `{"role", "content"}` (TRL's prompt format)."""
+    cut = max((i + 1 for i, m in enumerate(messages) if m["role"] == "user"), default=0)
+    if cut == 0:
+        raise _Invalid(NO_PROMPT, f"'{where}' has no user turn to use as the prompt")
+    return [{"role": m["role"], "content": m["content"]} for m in messages[:cut]]
+
+
+def _without_empty_reply(turns: list) -> list:
+    """MiniMind rlaif: the final assistant turn is a placeholder with empty content."""
+    if turns and isinstance(turns[-1], dict):
+        last = turns[-1]
+        role = last.get("role", last.get("from"))
+        content = last.get("content", last.get("value"))
+        if role in TRAILING_REPLY_ROLES and (content is None or (isinstance(content, str) and not content.strip())):
+            return turns[:-1]
+    return turns
+
+
+def _answer(record: dict, field: str) -> str:
+    value = record.get(field)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _Invalid(WRONG_TYPE, f"'{field}' must be a string or a number, got {_json_type(value)}")
+    return str(value).strip()
+
+
+def normalise_rl(record: Any, answer_field: str = "answer") -> dict:
+    if isinstance(record, _Invalid):
+        raise record
+    if not isinstance(record, dict):
+        raise _Invalid("not an object", f"record is not a JSON object (got {_json_type(record)})")
+    key = next((k for k in ("conversations", "messages") if record.get(k) is not None), None)
+    if key is not None:
+        turns = record[key]
+        if not isinstance(turns, list):
+            raise _Invalid(WRONG_TYPE, f"'{key}' must be a list, got {_json_type(turns)}")
+        prompt = _prompt_messages(_messages(_without_empty_reply(turns), key), key)
+    elif record.get("prompt") is not None:
+        value = record["prompt"]
+        if isinstance(value, str):
+            if not value.strip():
+                raise _Invalid(EMPTY_CONTENT, "'prompt' is empty")
+            prompt = [{"role": "user", "content": value}]
+        elif isinstance(value, list):
+            prompt = _prompt_messages(_messages(value, "prompt"), "prompt")
+        else:
+            raise _Invalid(WRONG_TYPE, f"'prompt' must be a string or a list of messages, got {_json_type(value)}")
+    else:
+        raise _Invalid(MISSING_FIELD, "missing field 'conversations' (MiniMind rlaif) or 'prompt' (prompt/answer)")
+    kind = record.get("kind")
+    return {"prompt": prompt, "answer": _answer(record, answer_field), "kind": kind if isinstance(kind, str) else ""}
+
+
+def _weighted_indices(n: int, weight: float, seed) -> list[int]:
+    """Mixture sampling as `data.sources` does it: int(weight) whole copies plus a seeded share."""
+    import numpy as np
+
+    whole = int(weight)
+    extra = np.sort(np.random.default_rng(seed).choice(n, size=round((weight - whole) * n), replace=False)) if n else []
+    return [*range(n)] * whole + [int(i) for i in extra]
+
+
+def load_rl_records(sources, *, skip_invalid: bool = False, seed: int = 0, answer_field: str = "answer"):
+    """(datasets.Dataset of canonical RL records, ValidationReport) for one split; the reference
+    answer is read from each record's `answer_field`."""
+    import datasets
+
+    report = ValidationReport(KIND)
+    rows: list[dict] = []
+    for index, source in enumerate(as_sources(sources)):
+        part = []
+        for name, records in _streams(source, streaming=True)[0]:
+            entry = report.file(name)
+            for location, raw in records():
+                entry.read += 1
+                try:
+                    record = normalise_rl(raw, answer_field)
+                except _Invalid as bad:
+                    error = DataValidationError(location, bad.reason, bad.detail)
+                    if not skip_invalid:
+                        raise error from None
+                    report.skip(name, error)
+                    continue
+                entry.kept += 1
+                part.append({**record, "location": location})
+        selected = _weighted_indices(len(part), source.weight, seed=[seed, index])
+        report.mixture.append({"source": source.path, "weight": source.weight, "records": len(part),
+                               "selected": len(selected)})
+        rows += [part[i] for i in selected]
+    if not rows:
+        raise report.nothing_usable([str(getattr(s, "path", s)) for s in as_sources(sources)])
+    features = datasets.Features({
+        "prompt": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
+        "answer": datasets.Value("string"),
+        "kind": datasets.Value("string"),
+        "location": datasets.Value("string"),
+    })
+    return datasets.Dataset.from_list(rows, features=features), report
