@@ -26,12 +26,12 @@ from .sources import (
     EMPTY_CONTENT,
     MISSING_FIELD,
     WRONG_TYPE,
-    DataValidationError,
     ValidationReport,
     _Invalid,
     _json_type,
     _messages,
     _streams,
+    _validated,
     as_sources,
 )
 
@@ -114,19 +114,8 @@ def load_rl_records(sources, *, skip_invalid: bool = False, seed: int = 0, answe
     for index, source in enumerate(as_sources(sources)):
         part = []
         for name, records in _streams(source, streaming=True)[0]:
-            entry = report.file(name)
-            for location, raw in records():
-                entry.read += 1
-                try:
-                    record = normalise_rl(raw, answer_field)
-                except _Invalid as bad:
-                    error = DataValidationError(location, bad.reason, bad.detail)
-                    if not skip_invalid:
-                        raise error from None
-                    report.skip(name, error)
-                    continue
-                entry.kept += 1
-                part.append({**record, "location": location})
+            part.extend(_validated(name, records(), KIND, skip_invalid, report,
+                                   normalise=lambda raw: normalise_rl(raw, answer_field)))
         selected = _weighted_indices(len(part), source.weight, seed=[seed, index])
         report.mixture.append({"source": source.path, "weight": source.weight, "records": len(part),
                                "selected": len(selected)})

@@ -637,12 +637,14 @@ def _streams(source: DataSource, streaming: bool = False) -> tuple[list, list]:
     return streams, identity
 
 
-def _validated(name: str, records: Iterator, kind: str, skip_invalid: bool, report: ValidationReport) -> Iterator[dict]:
+def _validated(name: str, records: Iterator, kind: str, skip_invalid: bool, report: ValidationReport,
+               normalise=None) -> Iterator[dict]:
+    """Normalised records (`normalise(raw)`, default: by `kind`), each bad one raised or counted."""
     entry = report.file(name)
     for location, raw in records:
         entry.read += 1
         try:
-            record = _normalise(raw, kind)
+            record = normalise(raw) if normalise is not None else _normalise(raw, kind)
         except _Invalid as bad:
             error = DataValidationError(location, bad.reason, bad.detail)
             if not skip_invalid:
@@ -650,7 +652,7 @@ def _validated(name: str, records: Iterator, kind: str, skip_invalid: bool, repo
             report.skip(name, error)
             continue
         entry.kept += 1
-        if kind == "sft":  # later stages (images, truncation) name records by where they came from
+        if kind in ("sft", "rl"):  # later stages (images, truncation, rewards) name records by where they came from
             record["location"] = location
         yield record
 
