@@ -9,6 +9,8 @@ Two kinds of folder come out of `export_model`:
 - native ("llama", "qwen3", "qwen3-moe"): the same weights as a stock transformers
   architecture (see `native.py`). No remote code, so vLLM, llama.cpp's GGUF converter and
   everything else that knows Llama / Qwen3 can read it.
+- "gguf" / "ollama": one .gguf file for llama.cpp made from the native export by llama.cpp's
+  converter (see `gguf.py`); "ollama" adds a Modelfile. `quant` picks the GGUF weight type.
 
 A LoRA adapter folder plus its base is merged first (`merge_lora=True`), then exported in
 any of these formats. Every folder also gets the tokenizer, generation_config.json and a
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +40,15 @@ from transformers import (
     Qwen3MoeForCausalLM,
 )
 
+from .gguf import GGUF_QUANTS, GGUFExportError, check_convertible, gguf_card, modelfile, write_gguf
 from .models import MiniMindForCausalLM, MiniMindVForCausalLM
-from .native import NATIVE_FORMATS, NativeExportError, native_config, to_native_state_dict
+from .native import NATIVE_FORMATS, NativeExportError, default_native_format, native_config, to_native_state_dict
 from .tokenizer import load_tokenizer, make_tokenizer_config_portable
 from .utils import CONVERSION_INFO_FILE, DTYPES, RUN_INFO_FILE, is_vlm, load_pretrained
 
 REMOTE_CODE = "remote-code"
-EXPORT_FORMATS = (REMOTE_CODE, *NATIVE_FORMATS)
+GGUF_FORMATS = ("gguf", "ollama")
+EXPORT_FORMATS = (REMOTE_CODE, *NATIVE_FORMATS, *GGUF_FORMATS)
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
@@ -181,17 +186,21 @@ def export_model(
     base: str | Path | None = None,
     repo_id: str | None = None,
     language_model_only: bool = False,
+    quant: str = "f16",
 ) -> Path:
     """Write an export of the MiniMind (or MiniMind-V) folder `src` to `out`; returns `out`.
 
     `repo_id` only personalises the model card's loading snippet (the push is separate).
     `language_model_only`: export only a MiniMind-V's language model (no vision tower, no
     projector, no processor) - the way to a native Llama / Qwen3 folder for text-only use.
+    `quant`: the GGUF weight type (f32, f16, bf16, q8_0) of the gguf / ollama formats.
     """
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     if dtype not in DTYPES:
         raise ExportError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    if fmt in GGUF_FORMATS and quant not in GGUF_QUANTS:
+        raise ExportError(f"unknown GGUF quantisation {quant!r}; choose one of {', '.join(GGUF_QUANTS)}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"output folder {out} is not empty; choose a new folder")
@@ -212,10 +221,15 @@ def export_model(
             f"{fmt!r} for text-only use"
         )
     model = model.to(DTYPES[dtype])
-    if fmt != REMOTE_CODE:
-        native_config(model.config, fmt)  # refuse before writing anything
+    if fmt in GGUF_FORMATS:  # refuse before writing anything
+        native_config(model.config)
+        check_convertible(model.config)
+    elif fmt != REMOTE_CODE:
+        native_config(model.config, fmt)
 
     out.mkdir(parents=True, exist_ok=True)
+    if fmt in GGUF_FORMATS:
+        return write_gguf_export(model, source.folders, out, quant, ollama=fmt == "ollama")
     if fmt == REMOTE_CODE:
         write_remote_code(model, out)
     else:
@@ -281,6 +295,19 @@ def _add_legacy_config_keys(path: Path, config) -> None:
     if config.model_type == "qwen3_moe":
         data.setdefault("num_experts", config.num_local_experts)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_gguf_export(model: MiniMindForCausalLM, folders: list[Path], out: Path, quant: str, ollama: bool) -> Path:
+    """`out/<name>-<quant>.gguf` (+ an Ollama `Modelfile`), converted from a scratch native export."""
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        write_native(model, scratch, default_native_format(model.config))
+        copy_tokenizer(folders, scratch)
+        path = write_gguf(scratch, out / f"{out.resolve().name}-{quant}.gguf", quant)
+    if ollama:
+        (out / "Modelfile").write_text(modelfile(path.name))
+    (out / "README.md").write_text(gguf_card(path.name, out.resolve().name if ollama else None))
+    return out
 
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -562,6 +589,8 @@ __all__ = [
     "DTYPES",
     "EXPORT_FORMATS",
     "ExportError",
+    "GGUFExportError",
+    "GGUF_FORMATS",
     "NativeExportError",
     "REMOTE_CODE_SPECS",
     "RemoteCodeSpec",

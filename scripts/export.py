@@ -7,11 +7,15 @@
     python scripts/export.py out/sft exports/x --push-to-hub user/minimind-sft [--private]
     python scripts/export.py out/vlm_sft exports/minimind-v                   # MiniMind-V: model + processor
     python scripts/export.py out/vlm_sft exports/v-llm --language-model-only --format llama
+    python scripts/export.py out/sft exports/minimind-gguf --format gguf [--quant q8_0]   # llama.cpp
+    python scripts/export.py out/sft exports/minimind-ollama --format ollama              # GGUF + Modelfile
 """
 
 import argparse
 
-from minimind_hf.export import DTYPES, EXPORT_FORMATS, ExportError, NativeExportError, export_model, push_to_hub
+from minimind_hf.export import (DTYPES, EXPORT_FORMATS, GGUF_FORMATS, ExportError, GGUFExportError, NativeExportError,
+                                export_model, push_to_hub)
+from minimind_hf.gguf import GGUF_QUANTS, ollama_command
 from minimind_hf.utils import ModelLoadError
 
 
@@ -21,8 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "adapter folder")
     parser.add_argument("out", help="new (or empty) output folder")
     parser.add_argument("--format", default="remote-code", choices=EXPORT_FORMATS,
-                        help="remote-code: our classes + trust_remote_code; llama / qwen3 / qwen3-moe: stock classes")
-    parser.add_argument("--dtype", default="float32", choices=list(DTYPES), help="dtype of the exported weights")
+                        help="remote-code: our classes + trust_remote_code; llama / qwen3 / qwen3-moe: stock classes; "
+                             "gguf: one llama.cpp file; ollama: the GGUF + a Modelfile")
+    parser.add_argument("--dtype", choices=list(DTYPES), help="dtype of the exported weights (default float32)")
+    parser.add_argument("--quant", choices=GGUF_QUANTS, help="GGUF weight type for gguf / ollama (default f16)")
     parser.add_argument("--merge-lora", action="store_true", help="SRC is a LoRA adapter: merge it into its base first")
     parser.add_argument("--base", help="base model folder for --merge-lora (default: the adapter's base_model_name_or_path)")
     parser.add_argument("--language-model-only", action="store_true",
@@ -37,12 +43,21 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.private and not args.push_to_hub:
         parser.error("--private only applies with --push-to-hub")
+    gguf = args.format in GGUF_FORMATS
+    if args.quant and not gguf:
+        parser.error("--quant applies to --format gguf / ollama (use --dtype for the other formats)")
+    if args.dtype and gguf:
+        parser.error("--dtype applies to transformers folders; a GGUF export takes --quant")
     try:
-        out = export_model(args.src, args.out, fmt=args.format, dtype=args.dtype, merge_lora=args.merge_lora,
-                           base=args.base, repo_id=args.push_to_hub, language_model_only=args.language_model_only)
-    except (ExportError, NativeExportError, ModelLoadError) as error:
+        out = export_model(args.src, args.out, fmt=args.format, dtype=args.dtype or "float32", merge_lora=args.merge_lora,
+                           base=args.base, repo_id=args.push_to_hub, language_model_only=args.language_model_only,
+                           quant=args.quant or "f16")
+    except (ExportError, NativeExportError, GGUFExportError, ModelLoadError) as error:
         parser.exit(2, f"export failed: {error}\n")
-    print(f"exported {args.src} -> {out} ({args.format}, {args.dtype})")
+    weights = (args.quant or "f16") if gguf else (args.dtype or "float32")
+    print(f"exported {args.src} -> {out} ({args.format}, {weights})")
+    if args.format == "ollama":
+        print(f"run it: {ollama_command(out)}")
     if args.push_to_hub:
         url = push_to_hub(out, args.push_to_hub, private=args.private)
         print(f"pushed to {url}")

@@ -5,6 +5,7 @@ holds what they name (a trained text model, a trained MiniMind-V, their exports,
 built here from tiny models - the same folder layout the README chain leaves behind. A doc
 change that breaks a snippet, or a new snippet nobody runs, fails this test."""
 
+import os
 import re
 from pathlib import Path
 
@@ -70,6 +71,11 @@ def test_snippets_are_found():
 
 @pytest.mark.parametrize("doc, line, code", BLOCKS, ids=[f"{d}:{n}" for d, n, _ in BLOCKS])
 def test_snippet_runs_as_written(doc, line, code, workspace, monkeypatch, capsys):
+    if "llama_cpp" in code:  # a GGUF snippet: the export it names, run by llama.cpp (skipped as in test_gguf.py)
+        if os.environ.get("MINIMIND_SKIP_LLAMA_CPP") == "1":
+            pytest.skip("MINIMIND_SKIP_LLAMA_CPP=1")
+        if not (workspace / "exports" / "minimind-gguf").exists():
+            export_model(workspace / "outputs" / "sft", workspace / "exports" / "minimind-gguf", fmt="gguf")
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("HF_MODULES_CACHE", str(workspace / "modules"))
     namespace = {"__name__": "__snippet__"}
