@@ -6,6 +6,9 @@
 - shaping, as MiniMind's ``train_grpo.py`` shapes its rollouts: :class:`LengthWindow`
   (answer length inside a window), :class:`ThinkFormat` (a think block, when there is
   one, closed exactly once), :class:`RepetitionPenalty` (share of repeated word n-grams);
+- tool use (rollouts through TRL's tool loop, whose completions are message lists):
+  :class:`ToolFormat` (calls that parse vs tool-call markup that does not) and
+  :class:`ToolCallMatch` (the first call names the expected tool with the expected arguments);
 - a reward model: :class:`RewardModelScore` - any ``AutoModelForSequenceClassification``
   folder (ours from stage ``reward``) scoring prompt + reply, clipped to a range;
 - the user's own: ``module:function`` (:func:`import_reward`).
@@ -16,7 +19,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import re
@@ -28,7 +30,9 @@ THINK_END = "</think>"
 THINK_START = "<think>"
 _WORD = re.compile(r"\w+|[^\w\s]")
 
-BUILTIN_REWARDS = ("exact_answer", "length_window", "think_format", "repetition", "reward_model")
+BUILTIN_REWARDS = ("exact_answer", "length_window", "think_format", "repetition", "tool_format", "tool_call_match",
+                   "reward_model")
+TOOL_MARKUP = ("<tool_call>", "</tool_call>")
 
 
 def completion_text(completion) -> str:
@@ -137,6 +141,73 @@ class RepetitionPenalty:
         return [-p if p else 0.0 for p in penalties]
 
 
+def _assistant_turns(completion) -> list[dict]:
+    if isinstance(completion, str):
+        return [{"role": "assistant", "content": completion}]
+    return [m for m in completion if isinstance(m, dict) and m.get("role") == "assistant"]
+
+
+class ToolFormat:
+    """+`reward` when the rollout made tool calls and every one parsed (TRL executed them),
+    -`reward` when any turn holds tool-call markup that did not parse (bad JSON, unbalanced or
+    unterminated tags: TRL's parser leaves it in the content), 0.0 for a plain answer."""
+
+    __name__ = "tool_format"
+
+    def __init__(self, reward: float = 0.5):
+        self.reward = reward
+
+    def __call__(self, prompts, completions, **columns) -> list[float]:
+        scores = []
+        for completion in completions:
+            turns = _assistant_turns(completion)
+            if any(marker in (t.get("content") or "") for t in turns for marker in TOOL_MARKUP):
+                scores.append(-self.reward)
+            else:
+                scores.append(self.reward if any(t.get("tool_calls") for t in turns) else 0.0)
+        return scores
+
+
+class ToolCallMatch:
+    """1.0 when the rollout's first tool call names the expected tool with the expected arguments
+    (numbers as numbers, text without case and surrounding space), 0.5 for the right tool with
+    other arguments, 0.0 otherwise; None (no score) for rows without an expected call."""
+
+    __name__ = "tool_call_match"
+
+    def __init__(self, column: str = "expected_call"):
+        self.column = column
+
+    def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        import json
+
+        from .tools.loop import same_arguments
+
+        if self.column not in columns:
+            raise KeyError(f"tool_call_match reads the expected call from the dataset column {self.column!r}, "
+                           "which the data does not have")
+        scores = []
+        for completion, expected in zip(completions, columns[self.column]):
+            if not expected:
+                scores.append(None)
+                continue
+            expected = json.loads(expected) if isinstance(expected, str) else expected
+            calls = [c for t in _assistant_turns(completion) for c in t.get("tool_calls") or []]
+            function = (calls[0].get("function") or {}) if calls else {}
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                try:
+                    arguments = json.loads(arguments)
+                except json.JSONDecodeError:
+                    arguments = None
+            if function.get("name") != expected["name"]:
+                scores.append(0.0)
+            else:
+                scores.append(1.0 if same_arguments(arguments if isinstance(arguments, dict) else None,
+                                                    expected.get("arguments", {})) else 0.5)
+        return scores
+
+
 class RewardModelScore:
     """A sequence-classification reward model's score of prompt + reply, clipped to [low, high]
     (MiniMind clips its reward model to +-3). The model is loaded once, strictly, in float32
@@ -204,20 +275,15 @@ class RewardModelScore:
 
 def import_reward(spec: str) -> Callable:
     """`package.module:function` -> the function (any callable with TRL's reward signature)."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"reward {spec!r}: expected one of {', '.join(BUILTIN_REWARDS)} or a 'module:function' path")
+    from .utils import import_attribute
+
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"reward {spec!r}: cannot import module {module_name!r} ({error})") from None
-    target = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ValueError(f"reward {spec!r}: module {module_name!r} has no attribute {attribute!r}")
-        target = getattr(target, part)
-    if not callable(target):
-        raise ValueError(f"reward {spec!r}: {attribute!r} is not callable")
+        target = import_attribute(spec, "reward")
+    except ValueError as error:
+        if ":" not in spec:
+            raise ValueError(f"reward {spec!r}: expected one of {', '.join(BUILTIN_REWARDS)} or a 'module:function' "
+                             "path") from None
+        raise error from None
     try:
         inspect.signature(target).bind(prompts=[], completions=[])
     except TypeError:
@@ -248,6 +314,10 @@ def build_reward_funcs(names: Sequence[str], *, answer_column: str = "answer", l
             funcs.append(ThinkFormat(think_reward))
         elif name == "repetition":
             funcs.append(RepetitionPenalty(repetition_ngram, repetition_cap))
+        elif name == "tool_format":
+            funcs.append(ToolFormat())
+        elif name == "tool_call_match":
+            funcs.append(ToolCallMatch())
         elif name == "reward_model":
             if not reward_model_path:
                 raise ValueError("reward 'reward_model' needs reward_model_path (a folder from stage 'reward')")
@@ -266,6 +336,8 @@ __all__ = [
     "RepetitionPenalty",
     "RewardModelScore",
     "ThinkFormat",
+    "ToolCallMatch",
+    "ToolFormat",
     "answer_part",
     "build_reward_funcs",
     "completion_text",

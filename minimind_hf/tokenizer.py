@@ -65,6 +65,20 @@ SPECIAL_TOKENS = [
     TOOL_RESPONSE_END,
 ] + [f"<|reserved_{i}|>" for i in range(NUM_RESERVED_TOKENS)]
 
+# How a reply splits into reasoning / content / tool calls, in transformers' `response_template`
+# form (`tokenizer.parse_response`, which TRL's tool loop calls): the ChatML + Qwen3 layout our
+# template writes, so it is the same parse as serving.parsing's.
+RESPONSE_TEMPLATE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": f"{BOS_TOKEN}assistant\n",
+    "fields": {
+        "reasoning_content": {"open": THINK_START, "close_pattern": r"</think>\s*", "content": "text"},
+        "tool_calls": {"open": TOOL_CALL_START, "close_pattern": r"</tool_call>\s*", "repeats": True,
+                       "content": "json", "transform": {"type": "function", "function": "{content}"}},
+        "content": {"close_pattern": r"<\|im_end\|>\s*", "content": "text"},
+    },
+}
+
 # Never split, but not "special": decode(skip_special_tokens=True) keeps them, so the
 # reasoning and tool calls of a generated reply can still be parsed (as Qwen3 does).
 TEXT_MARKUP_TOKENS = [THINK_START, THINK_END, TOOL_CALL_START, TOOL_CALL_END, TOOL_RESPONSE_START, TOOL_RESPONSE_END]

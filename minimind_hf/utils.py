@@ -9,6 +9,7 @@ of a model folder in this package goes through `load_pretrained`, which refuses 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -103,3 +104,24 @@ def is_vlm(model_or_config) -> bool:
 
 __all__ = ["CONVERSION_INFO_FILE", "DTYPES", "RUN_INFO_FILE", "ModelLoadError", "is_vlm", "load_pretrained",
            "resolve_dtype", "set_generation_defaults"]
+
+
+def import_attribute(spec: str, what: str) -> Callable:
+    """`package.module:function` -> the callable (a user's reward function or tool); errors name `what`."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{what} {spec!r}: expected a 'module:function' path")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"{what} {spec!r}: cannot import module {module_name!r} ({error})") from None
+    target = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{what} {spec!r}: module {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"{what} {spec!r}: {attribute!r} is not callable")
+    return target

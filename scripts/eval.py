@@ -5,6 +5,7 @@
     python scripts/eval.py MODEL --task ceval --data CEVAL_DIR [--split val] [--shots 5] [--style plain|chat] [--output DIR]
     python scripts/eval.py MODEL --task lm-eval --data CEVAL_DIR [--shots 5] [--output DIR]
     python scripts/eval.py MODEL --task arithmetic [--data embedded:rl_eval|FILE.jsonl] [--thinking] [--max-new-tokens 16]
+    python scripts/eval.py MODEL --task toolcall [--data embedded:tool_rl_eval|FILE.jsonl] [--tools builtin] [--no-tools]
 
 `lm-eval` runs lm-evaluation-harness's HF backend on task YAMLs written from the same CSV
 folder, with the same prompt as `--task ceval --style plain`. See docs/evaluation.md.
@@ -12,6 +13,10 @@ folder, with the same prompt as `--task ceval --style plain`. See docs/evaluatio
 stage reports before and after training) on RL prompts with answers: the embedded held-out
 set by default, or any prompt/answer or MiniMind rlaif jsonl with an `answer` field;
 `--thinking` renders the prompts with thinking on, as recipes/grpo.yaml's rollouts are.
+`toolcall` plays held-out tool-use prompts in a real tool loop (generate, parse the call, run
+the tool, feed the result back, up to --max-turns replies) and prints format_validity,
+right_tool_rate, argument_accuracy and final_answer_accuracy; `--no-tools` asks the same
+questions without tools (one reply): the baseline a tool-using model should beat.
 """
 
 import argparse
@@ -26,7 +31,7 @@ from minimind_hf import evaluation
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="folder with a causal LM and its tokenizer")
-    parser.add_argument("--task", choices=["ppl", "ceval", "lm-eval", "arithmetic"], required=True)
+    parser.add_argument("--task", choices=["ppl", "ceval", "lm-eval", "arithmetic", "toolcall"], required=True)
     parser.add_argument("--data", default=None, help="ppl: pydoc (default), .txt or .jsonl; ceval / lm-eval: CSV folder")
     parser.add_argument("--max-length", type=int, default=None, help="context tokens (default: the model context; ppl caps it at 2048)")
     parser.add_argument("--stride", type=int, default=None, help="ppl window step (default: max-length / 2)")
@@ -41,9 +46,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--trust-remote-code", action="store_true", help="for exported remote-code folders")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, ...")
-    parser.add_argument("--max-new-tokens", type=int, default=16, help="arithmetic: reply length")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="reply length (default: arithmetic 16, toolcall 64 per reply)")
     parser.add_argument("--thinking", action="store_true", help="arithmetic: prompts with thinking on")
     parser.add_argument("--seed", type=int, default=42, help="arithmetic: seed of the embedded split (the recipes' 42)")
+    parser.add_argument("--tools", default="builtin",
+                        help="toolcall: comma-separated tools: builtin, a built-in tool's name, or module:function")
+    parser.add_argument("--no-tools", action="store_true", help="toolcall: the no-tool baseline (one plain reply)")
+    parser.add_argument("--max-turns", type=int, default=3, help="toolcall: model replies per prompt at most")
     return parser.parse_args(argv)
 
 
@@ -78,19 +88,41 @@ def run_lm_eval(args) -> dict:
     return {task: {k: v for k, v in metrics.items() if k.startswith("acc")} for task, metrics in output["results"].items()}
 
 
-def run_arithmetic(args, model, tokenizer) -> dict:
+def _answered_prompts(args, default: str) -> tuple[str, list[dict]]:
     from minimind_hf.data.rl import load_rl_records
     from minimind_hf.training.common import resolve_sources
 
-    data = args.data or "embedded:rl_eval"
+    data = args.data or default
     records, _ = load_rl_records(resolve_sources([data], args.seed))
     rows = [row for row in records if row["answer"]][: args.limit]
     if not rows:
         raise ValueError(f"{data}: no record has an 'answer' to check")
+    return data, rows
+
+
+def run_arithmetic(args, model, tokenizer) -> dict:
+    data, rows = _answered_prompts(args, "embedded:rl_eval")
     result = evaluation.exact_answer_accuracy(model, tokenizer, [r["prompt"] for r in rows], [r["answer"] for r in rows],
-                                              [r["kind"] for r in rows], args.max_new_tokens, args.batch_size,
+                                              [r["kind"] for r in rows], args.max_new_tokens or 16, args.batch_size,
                                               chat_template_kwargs={"enable_thinking": args.thinking})
     return {"data": data, "thinking": args.thinking, **result}
+
+
+def run_toolcall(args, model, tokenizer) -> dict:
+    from minimind_hf.tools import resolve_tools
+    from minimind_hf.tools.loop import greedy_generator, run_tool_episodes, score_episodes
+
+    data, rows = _answered_prompts(args, "embedded:tool_rl_eval")
+    tools = {} if args.no_tools else resolve_tools(args.tools.split(","))
+    generate = greedy_generator(model, tokenizer, args.max_new_tokens or 64, args.batch_size,
+                                {"enable_thinking": args.thinking})
+    episodes = run_tool_episodes(generate, [r["prompt"] for r in rows], tools,
+                                 max_turns=1 if args.no_tools else args.max_turns)
+    expected = [json.loads(r["expected_call"]) if r["expected_call"] and not args.no_tools else None for r in rows]
+    result = score_episodes(episodes, [r["answer"] for r in rows], expected, [r["kind"] for r in rows])
+    samples = [{"prompt": r["prompt"][-1]["content"], "transcript": e.messages[len(r["prompt"]):]}
+               for r, e in zip(rows[:3], episodes[:3])]
+    return {"data": data, "tools": sorted(tools), **result, "samples": samples}
 
 
 def _subjects(args):
@@ -99,7 +131,7 @@ def _subjects(args):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.task not in ("ppl", "arithmetic") and not args.data:
+    if args.task in ("ceval", "lm-eval") and not args.data:
         sys.exit(f"--task {args.task} needs --data CEVAL_DIR (a folder of {{subject}}_{{split}}.csv files)")
     try:
         if args.task == "lm-eval":
@@ -107,7 +139,8 @@ def main(argv=None) -> dict:
         else:
             model, tokenizer = evaluation.load_model_and_tokenizer(args.model, args.trust_remote_code, args.device,
                                                                    args.dtype)
-            summary = {"ppl": run_ppl, "ceval": run_ceval, "arithmetic": run_arithmetic}[args.task](args, model, tokenizer)
+            summary = {"ppl": run_ppl, "ceval": run_ceval, "arithmetic": run_arithmetic,
+                       "toolcall": run_toolcall}[args.task](args, model, tokenizer)
     except (ValueError, OSError) as error:  # bad data, paths or model folders: one clear line, not a traceback
         sys.exit(f"error: {error}")
     text = json.dumps(summary, ensure_ascii=False, indent=1)

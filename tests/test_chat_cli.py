@@ -160,3 +160,52 @@ def test_a_history_that_outgrows_the_context_suggests_reset(model_dir):
         out.wait_for(f"assistant> {REPLY}\n", at)
     finally:
         stop_process(proc)
+
+
+def test_tools_builtin_runs_the_models_calls(model_dir, monkeypatch, capsys):
+    """--tools builtin: the call in a reply is executed, its result goes back as a tool message and the
+    model answers again; the prompts carry the tool schemas. (Replies are scripted: the chat loop is
+    what is tested here; the parsing and the template have their own tests.)"""
+    from minimind_hf.serving.parsing import parse_reply
+
+    replies = iter(['<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 29"}}\n</tool_call>',
+                    "347 * 29 = 10063."])
+    seen = []
+
+    class Turn:
+        def __init__(self, conversation, parse_tools):
+            seen.append(([dict(m) for m in conversation.to_messages()], conversation.tool_schemas))
+            self.text = next(replies)
+            self.reply = parse_reply(self.text, parse_tools=parse_tools)
+            self.prompt_ids = []
+
+        def __iter__(self):
+            from minimind_hf.serving.parsing import Delta
+
+            return iter([Delta("content", self.reply.content)] if self.reply.content else [])
+
+    monkeypatch.setattr(chat_cli, "start_turn",
+                        lambda worker, conversation, params, thinking=False: Turn(conversation,
+                                                                                  bool(conversation.tool_schemas)))
+    lines = iter(["What is 347 * 29?"])
+
+    def fake_input(prompt=""):
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    assert chat_cli.main([str(model_dir), "--tools", "builtin"]) == 0
+    out = capsys.readouterr().out
+    assert "tools: calculator, convert_units, add_days, lookup_capital" in out
+    assert '[tool] calculator({"expression": "347 * 29"}) -> 10063' in out and "assistant> 347 * 29 = 10063." in out
+    assert len(seen) == 2 and [s["function"]["name"] for s in seen[0][1]][0] == "calculator"
+    assert [m["role"] for m in seen[1][0]] == ["user", "assistant", "tool"]
+    assert seen[1][0][2] == {"role": "tool", "name": "calculator", "content": "10063"}
+
+
+def test_tools_are_off_unless_asked_and_bad_names_exit_2(model_dir, capsys):
+    assert chat_cli.main([str(model_dir), "--tools", "web_search"]) == 2
+    assert "error: --tools: unknown tool 'web_search'" in capsys.readouterr().err
+    assert chat_cli.build_parser().parse_args([str(model_dir)]).tools is None

@@ -404,3 +404,45 @@ def test_ppo_is_refused_with_the_reason(tmp_path, capsys, monkeypatch):
     recipe.write_text("stage: ppo\nmodel_name_or_path: outputs/sft\n")
     assert main([str(recipe)]) == 2
     assert f"stage 'ppo' is not available: TRL {trl.__version__} ships no PPOTrainer" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- agentic RL (grpo + tools)
+
+
+def test_agent_recipe_runs_tool_rollouts_and_reports_tool_use(start_model, tmp_path, capsys):
+    """recipes/agent.yaml end to end at toy size: TRL's tool loop is on (tools/* metrics logged), the
+    tool rewards are scored, and the held-out --task toolcall metrics are measured before and after."""
+    from minimind_hf.data.synthetic import write_jsonl
+    from minimind_hf.data.synthetic_tools import make_split
+
+    prompts = make_split("held_out", seed=42, per_kind=10, eval_per_kind=1)[1]
+    write_jsonl(tmp_path / "eval.jsonl", prompts[:4])
+    out = tmp_path / "agent"
+    code = main([str(RECIPES / "agent.yaml"), "--model_name_or_path", str(start_model), "--output_dir", str(out),
+                 "--eval_files", f"[{tmp_path / 'eval.jsonl'}]", "--max_steps", "2", "--per_device_train_batch_size",
+                 "8", "--num_generations", "4", "--max_completion_length", "24", "--eval_max_new_tokens", "16",
+                 "--logging_steps", "1", *QUIET])
+    assert code == 0
+    info = json.loads((out / "run_info.json").read_text())
+    assert {"tools/call_frequency", "rewards/tool_format/mean", "rewards/tool_call_match/mean",
+            "rewards/exact_answer/mean"} <= set(info["rl"])
+    tool_use = info["held_out_tool_use"]
+    for phase in ("before", "after"):
+        assert tool_use[phase]["total"] == 4 and set(tool_use[phase]["per_kind"]) == {
+            "calculator", "convert_units", "add_days", "lookup_capital"}
+        assert all(0.0 <= tool_use[phase][m] <= 1.0 for m in ("format_validity", "right_tool_rate",
+                                                               "argument_accuracy", "final_answer_accuracy"))
+    printed = capsys.readouterr().out
+    assert "held-out tool use before GRPO: final_answer_accuracy" in printed
+    assert "result: held-out tool use final_answer_accuracy" in printed
+    assert f"next:   python scripts/eval.py {out} --task toolcall" in printed
+
+
+def test_agent_recipe_errors_exit_2(start_model, tmp_path, capsys):
+    base = [str(RECIPES / "agent.yaml"), "--model_name_or_path", str(start_model), "--output_dir", str(tmp_path / "o"),
+            *QUIET]
+    for extra, message in ((["--tools", "[web_search]"], "unknown tool 'web_search'"),
+                           (["--thinking_ratio", "0.5"], "tools and thinking_ratio do not combine")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err

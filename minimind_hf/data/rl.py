@@ -1,8 +1,10 @@
 """RL prompt data for the `grpo` stage: load, validate, normalise.
 
 Two input formats, one canonical record ``{"prompt": [MESSAGE, ...], "answer": str,
-"kind": str, "location": str}`` (MESSAGE = ``{"role", "content"}``, TRL's conversational
-prompt; ``answer`` is ``""`` when the record has none; ``location`` is ``FILE:LINE``):
+"kind": str, "expected_call": str, "location": str}`` (MESSAGE = ``{"role", "content"}``,
+TRL's conversational prompt; ``answer`` is ``""`` when the record has none;
+``expected_call`` is the tool call a tool-use prompt needs, ``{"name", "arguments"}`` as a
+JSON string, or ``""``; ``location`` is ``FILE:LINE``):
 
 * MiniMind ``rlaif`` jsonl: SFT conversations whose last assistant turn is empty
   (``{"conversations": [{"role": "user", ...}, {"role": "assistant", "content": ""}]}``);
@@ -92,7 +94,24 @@ def normalise_rl(record: Any, answer_field: str = "answer") -> dict:
     else:
         raise _Invalid(MISSING_FIELD, "missing field 'conversations' (MiniMind rlaif) or 'prompt' (prompt/answer)")
     kind = record.get("kind")
-    return {"prompt": prompt, "answer": _answer(record, answer_field), "kind": kind if isinstance(kind, str) else ""}
+    return {"prompt": prompt, "answer": _answer(record, answer_field), "kind": kind if isinstance(kind, str) else "",
+            "expected_call": _expected_call(record)}
+
+
+def _expected_call(record: dict) -> str:
+    import json
+
+    call = record.get("expected_call")
+    if call is None or call == "":
+        return ""
+    if isinstance(call, str):
+        try:
+            call = json.loads(call)
+        except json.JSONDecodeError:
+            raise _Invalid(WRONG_TYPE, "'expected_call' is not valid JSON") from None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not isinstance(call.get("arguments", {}), dict):
+        raise _Invalid(WRONG_TYPE, "'expected_call' must be {\"name\": str, \"arguments\": {...}}")
+    return json.dumps({"name": call["name"], "arguments": call.get("arguments", {})}, ensure_ascii=False)
 
 
 def _weighted_indices(n: int, weight: float, seed) -> list[int]:
@@ -126,6 +145,7 @@ def load_rl_records(sources, *, skip_invalid: bool = False, seed: int = 0, answe
         "prompt": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
         "answer": datasets.Value("string"),
         "kind": datasets.Value("string"),
+        "expected_call": datasets.Value("string"),
         "location": datasets.Value("string"),
     })
     return datasets.Dataset.from_list(rows, features=features), report

@@ -12,6 +12,7 @@ import re
 import shlex
 import sys
 
+from ..tools import execute, resolve_tools, tool_schema
 from .conversation import Conversation, start_turn
 from .engine import GenerationWorker, RequestError, SamplingParams, load_engine
 from .images import check_image_file
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--show-prompt", action="store_true", help="print each rendered prompt to stderr (debugging)")
+    p.add_argument("--tools", default=None, metavar="NAMES",
+                   help="offer tools and RUN the model's calls: 'builtin' (calculator, convert_units, add_days, "
+                        "lookup_capital), tool names, or module:function, comma-separated; off by default")
+    p.add_argument("--max-tool-rounds", type=int, default=3, help="tool calls answered per message at most")
     return p
 
 
@@ -101,13 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    tools = {}
+    if args.tools:
+        try:
+            tools = resolve_tools([name.strip() for name in args.tools.split(",") if name.strip()])
+        except ValueError as exc:
+            print(f"error: --tools: {exc}", file=sys.stderr)
+            return 2
     worker = GenerationWorker(engine)
     params = SamplingParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, seed=args.seed,
     )
     conversation, thinking = Conversation(system=args.system), args.think
+    if tools:
+        conversation.tool_schemas = [tool_schema(fn) for fn in tools.values()]
     banner = f"MiniMind chat · {engine.name} · thinking {'on' if thinking else 'off'}"
+    if tools:
+        banner += f" · tools: {', '.join(tools)}"
     if images:
         banner += f" · {len(images)} image(s) for your first message"
     print(banner + " · /help for commands", file=out, flush=True)
@@ -154,25 +170,41 @@ def main(argv: list[str] | None = None) -> int:
 
         conversation.add_user(text, images)
         images = []  # attached to this message; the history keeps them for later prompts
-        try:
-            turn = start_turn(worker, conversation, params, thinking=thinking)
-        except RequestError as exc:
-            conversation.pop_user()
-            hint = " (type /reset to start a new conversation)" if exc.code == "context_length_exceeded" else ""
-            print(f"error: {exc.message}{hint}", file=out, flush=True)
-            continue
-        if args.show_prompt:
-            prompt = _readable_prompt(engine, turn.prompt_ids)
-            print(f"--- prompt ---\n{prompt}\n--- end prompt ---", file=sys.stderr, flush=True)
-        printer = _Printer(out)
-        out.write("assistant> ")
-        try:
-            for delta in turn:
-                printer.write(delta.kind, delta.text)
-        except KeyboardInterrupt:  # stop this answer, keep chatting
-            printer.end()
-            conversation.pop_user()
-            print("(interrupted)", file=out, flush=True)
-            continue
+        for _ in range(1 + args.max_tool_rounds):
+            reply = _answer(worker, conversation, params, thinking, engine, args.show_prompt, out)
+            if reply is None or not (tools and reply.tool_calls):
+                break
+            for call in reply.tool_calls:  # run each call; the model reads the results on its next turn
+                result = execute(call.name, call.arguments, tools)
+                print(f"[tool] {call.name}({call.arguments}) -> {result}", file=out, flush=True)
+                conversation.add_tool_result(call.name, result)
+
+
+def _answer(worker, conversation, params, thinking, engine, show_prompt, out):
+    """Stream one assistant turn into the conversation; None when it failed or was interrupted."""
+    try:
+        turn = start_turn(worker, conversation, params, thinking=thinking)
+    except RequestError as exc:
+        conversation.pop_user()
+        hint = " (type /reset to start a new conversation)" if exc.code == "context_length_exceeded" else ""
+        print(f"error: {exc.message}{hint}", file=out, flush=True)
+        return None
+    if show_prompt:
+        prompt = _readable_prompt(engine, turn.prompt_ids)
+        print(f"--- prompt ---\n{prompt}\n--- end prompt ---", file=sys.stderr, flush=True)
+    printer = _Printer(out)
+    out.write("assistant> ")
+    try:
+        for delta in turn:
+            printer.write(delta.kind, delta.text)
+    except KeyboardInterrupt:  # stop this answer, keep chatting
         printer.end()
-        conversation.add_assistant(turn.reply)
+        conversation.pop_user()
+        print("(interrupted)", file=out, flush=True)
+        return None
+    if turn.reply.tool_calls:
+        printer.write("content", ("\n" if turn.reply.content else "") + "[calls] " +
+                      ", ".join(f"{c.name}({c.arguments})" for c in turn.reply.tool_calls))
+    printer.end()
+    conversation.add_assistant(turn.reply)
+    return turn.reply

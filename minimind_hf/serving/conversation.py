@@ -16,6 +16,7 @@ class Conversation:
 
     system: str | None = None
     messages: list[dict] = field(default_factory=list)
+    tool_schemas: list[dict] | None = None  # offered to the model on every turn (opt-in: --tools)
 
     def reset(self) -> None:
         self.messages.clear()
@@ -33,6 +34,9 @@ class Conversation:
         if reply.tool_calls:
             message["tool_calls"] = [call.to_openai() for call in reply.tool_calls]
         self.messages.append(message)
+
+    def add_tool_result(self, name: str, content: str) -> None:
+        self.messages.append({"role": "tool", "name": name, "content": content})
 
     def pop_user(self) -> None:
         """Forget an unanswered user turn (generation failed or was interrupted)."""
@@ -58,8 +62,10 @@ class Turn:
     def prompt_ids(self) -> list[int]:
         return self.prompt.input_ids
 
+    parse_tools: bool = False
+
     def __iter__(self) -> Iterator[Delta]:
-        assembler = ReplyAssembler(self.params.stop)
+        assembler = ReplyAssembler(self.params.stop, parse_tools=self.parse_tools)
         job = self.worker.submit(self.prompt, self.params)
         try:
             for kind, value in job:
@@ -78,7 +84,8 @@ class Turn:
 
 
 def start_turn(worker: GenerationWorker, conversation: Conversation, params: SamplingParams, thinking: bool = False) -> Turn:
-    """Render the conversation (ending with the user's new message) and queue its answer."""
-    prompt = worker.engine.encode_prompt(conversation.to_messages(), template_kwargs={"open_thinking": thinking})
+    """Render the conversation (ending with the user's message or a tool result) and queue its answer."""
+    prompt = worker.engine.encode_prompt(conversation.to_messages(), conversation.tool_schemas,
+                                         template_kwargs={"open_thinking": thinking})
     budget = worker.engine.check_budget(len(prompt), None, params.max_new_tokens)  # image tokens count too
-    return Turn(worker, prompt, replace(params, max_new_tokens=budget))
+    return Turn(worker, prompt, replace(params, max_new_tokens=budget), parse_tools=bool(conversation.tool_schemas))

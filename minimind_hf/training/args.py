@@ -102,6 +102,11 @@ class RLArguments:
     eval_max_new_tokens: int | None = field(
         default=None, metadata={"help": "Held-out accuracy before / after: reply length (default max_completion_length)."}
     )
+    tools: list = field(
+        default_factory=list,
+        metadata={"help": "Agentic RL: tools the rollouts may call and TRL runs (builtin, a built-in tool's name, or "
+                          "module:function); tool results are masked out of the loss."},
+    )
 
 
 @dataclass

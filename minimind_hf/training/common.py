@@ -52,6 +52,7 @@ def embedded_path(name: str, seed: int) -> str:
     available = []
     # Text sets first; the image sets (drawn with Pillow) only when asked for.
     for module, writer in (("synthetic", "write_embedded_datasets"), ("synthetic_rl", "write_embedded_rl_datasets"),
+                           ("synthetic_tools", "write_embedded_tool_datasets"),
                            ("synthetic_vision", "write_embedded_vision_datasets")):
         module = importlib.import_module(f"..data.{module}", __package__)
         if key in module.EMBEDDED_NAMES:
@@ -246,6 +247,7 @@ NEXT_STEP = {
     "reward": ("command", "accelerate launch scripts/train.py recipes/grpo.yaml --reward_funcs '[exact_answer, reward_model]' "
                           "--reward_weights '[1.0, 0.1]' --reward_model_path {out}"),
     "grpo": ("command", "python scripts/eval.py {out} --task arithmetic --thinking"),
+    "agent": ("command", "python scripts/eval.py {out} --task toolcall"),  # grpo with tools
     "vlm_pretrain": ("recipe", "recipes/vlm_sft.yaml"),
     "vlm_sft": ("command", "python scripts/chat.py {out} --image PICTURE.png"),
 }

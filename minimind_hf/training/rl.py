@@ -8,6 +8,10 @@ grpo: rollouts with `generate()` (KV cache) on RL prompts (MiniMind rlaif or pro
     `reward_weights`. Held-out exact-answer accuracy on `eval_files` is measured with greedy
     replies before and after training, printed at the end and kept in run_info.json with the
     per-step rewards, KL, completion length and clip ratios (plotted in rl_curves.png).
+    With `tools:` the rollouts are multi-turn (agentic RL): TRL parses each reply's
+    `<tool_call>`s, runs the tools, appends their results and lets the model go on; the
+    result tokens are masked out of the loss. Held-out tool use is then measured in our
+    own tool loop (`tools.loop`, the `--task toolcall` metrics) before and after.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Per-step GRPO metrics kept in run_info.json (besides every `rewards/NAME/mean`).
 RL_METRICS = ("reward", "reward_std", "kl", "completions/mean_length", "completions/clipped_ratio",
-              "clip_ratio/region_mean", "cispo_clip_ratio", "entropy")
+              "clip_ratio/region_mean", "cispo_clip_ratio", "entropy", "tools/call_frequency",
+              "tools/failure_frequency")
 RL_CURVES = "rl_curves.png"
 
 
@@ -38,15 +43,19 @@ RL_CURVES = "rl_curves.png"
 
 
 def check_rl_recipe(inputs) -> None:
-    """grpo: the reward names resolve (user functions import), one weight per reward, a local
-    reward-model folder exists."""
+    """grpo: the reward and tool names resolve (user functions import), one weight per reward, a
+    local reward-model folder exists, tools get conversational prompts."""
     if inputs.stage != "grpo":
         return
     rl, args = inputs.rl_args, inputs.training_args
     try:
         funcs = _reward_funcs(rl)  # names resolve, user functions import; a reward model loads on first use
+        _tools(rl)
     except ValueError as error:
         raise RecipeError(str(error)) from None
+    if rl.tools and rl.thinking_ratio is not None:
+        raise RecipeError("tools and thinking_ratio do not combine: TRL's tool loop needs conversational prompts, and "
+                          "thinking_ratio renders them to text; set enable_thinking in chat_template_kwargs instead")
     if args.reward_weights is not None and len(args.reward_weights) != len(funcs):
         raise RecipeError(
             f"reward_weights has {len(args.reward_weights)} value(s) for {len(funcs)} reward function(s) "
@@ -67,6 +76,12 @@ def _reward_funcs(rl):
         think_reward=rl.think_reward, repetition_ngram=rl.repetition_ngram, repetition_cap=rl.repetition_cap,
         reward_model_path=rl.reward_model_path, reward_clip=rl.reward_clip,
     )
+
+
+def _tools(rl) -> dict:
+    from ..tools import resolve_tools
+
+    return resolve_tools(rl.tools) if rl.tools else {}
 
 
 # ----------------------------------------------------------------------------- reward
@@ -148,6 +163,24 @@ def held_out_accuracy(model, tokenizer, dataset, max_new_tokens: int, chat_templ
             for mode, on in MODES.items()}
 
 
+def held_out_tool_use(model, tokenizer, dataset, tools: dict, max_new_tokens: int, max_turns: int,
+                      chat_template_kwargs: dict | None = None) -> dict | None:
+    """The `--task toolcall` metrics of greedy episodes in our tool loop on the rows with an answer."""
+    from ..tools.loop import greedy_generator, run_tool_episodes, score_episodes
+
+    rows = [row for row in dataset if row["answer"]]
+    if not rows:
+        return None
+    generate = greedy_generator(model, tokenizer, max_new_tokens, chat_template_kwargs=chat_template_kwargs)
+    episodes = run_tool_episodes(generate, [r["prompt"] for r in rows], tools, max_turns)
+    return score_episodes(episodes, [r["answer"] for r in rows],
+                          [json.loads(r["expected_call"]) if r["expected_call"] else None for r in rows],
+                          [r["kind"] for r in rows])
+
+
+TOOL_METRICS = ("final_answer_accuracy", "format_validity", "right_tool_rate", "argument_accuracy")
+
+
 def render_prompts(dataset, tokenizer, thinking_ratio: float, seed: int, chat_template_kwargs: dict | None = None):
     """Conversational prompts -> text prompts (TRL's standard format), a seeded `thinking_ratio`
     share rendered with thinking on and the rest with it off (TRL applies one template setting
@@ -208,10 +241,15 @@ def run_grpo(inputs) -> None:
         raise DataError(f"exact_answer needs reference answers, and no training record has a {rl.answer_column!r} field")
     try:
         reward_funcs = _reward_funcs(rl)
+        tools = _tools(rl)
     except ValueError as error:
         raise RecipeError(str(error)) from None
 
     tokenizer = load_tokenizer_for(inputs.model_args)
+    if tools and getattr(tokenizer, "response_template", None) is None:
+        from ..tokenizer import RESPONSE_TEMPLATE
+
+        tokenizer.response_template = RESPONSE_TEMPLATE  # how TRL's tool loop finds the calls in a reply
     model = build_model(inputs.model_args, tokenizer, "grpo")
     set_generation_defaults(model, tokenizer)  # rollouts stop at the end-of-turn token
     state = PartialState()
@@ -221,21 +259,35 @@ def run_grpo(inputs) -> None:
         if not 0.0 <= rl.thinking_ratio <= 1.0:
             raise RecipeError(f"thinking_ratio must be in [0, 1], got {rl.thinking_ratio}")
         train = render_prompts(train, tokenizer, rl.thinking_ratio, seed, template_kwargs)
-    before = (held_out_accuracy(model, tokenizer, evaluation, eval_tokens, template_kwargs)
-              if evaluation is not None and state.is_main_process else None)
-    for mode, result in (before or {}).items():
+    max_turns = 1 + (args.max_tool_calling_iterations if args.max_tool_calling_iterations is not None else 2)
+
+    def measure(current):
+        if evaluation is None:
+            return None
+        if tools:
+            return held_out_tool_use(current, tokenizer, evaluation, tools, eval_tokens, max_turns, template_kwargs)
+        return held_out_accuracy(current, tokenizer, evaluation, eval_tokens, template_kwargs)
+
+    before = measure(model) if state.is_main_process else None
+    if tools and before:
+        print("held-out tool use before GRPO: " + ", ".join(f"{m} {before[m]:.3f}" for m in TOOL_METRICS), flush=True)
+    for mode, result in ({} if tools else before or {}).items():
         print(f"held-out exact-answer accuracy before GRPO ({mode}): {result['accuracy']:.3f} "
               f"({result['correct']}/{result['total']})", flush=True)
 
     peft_config = lora_config(inputs.adapter_args) if inputs.adapter_args.use_lora else None
     with reference_is_a_copy_of(model):
         trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train,
-                              processing_class=tokenizer, peft_config=peft_config)
+                              processing_class=tokenizer, peft_config=peft_config,
+                              tools=list(tools.values()) or None)
 
     def accuracy_after(trained) -> dict:
         if evaluation is None or not trainer.is_world_process_zero():
             return {}
-        after = held_out_accuracy(trained, tokenizer, evaluation, eval_tokens, template_kwargs)
+        after = measure(trained)
+        if tools:
+            return {"held_out_tool_use": {"before": before, "after": after, "max_new_tokens": eval_tokens,
+                                          "max_turns": max_turns}} if after else {}
         if after is None:
             return {}
         return {"held_out_accuracy": {mode: {"before": before[mode], "after": after[mode]} for mode in MODES}
@@ -296,7 +348,8 @@ def finish(trainer, inputs, tokenizer, report, extra=None) -> None:
                 logger.warning("no RL curves plotted: %s", error)
         # A pairwise loss has no perplexity: the reward stage reports its held-out accuracy instead.
         shown = {**info, "eval_loss": None} if inputs.stage == "reward" else info
-        lines = closing_lines(shown, args.output_dir, inputs.stage)
+        stage = "agent" if inputs.stage == "grpo" and inputs.rl_args.tools else inputs.stage
+        lines = closing_lines(shown, args.output_dir, stage)
         lines[2:2] = _result_lines(info)  # after the train-loss line
         print("\n".join(lines), flush=True)
     trainer.accelerator.wait_for_everyone()
@@ -317,6 +370,10 @@ def _result_lines(info: dict) -> list[str]:
     if rewards:
         lines.append("result: mean reward first -> last logged step: " + "; ".join(
             f"{k.split('/')[1]} {v['first']:.3g} -> {v['last']:.3g}" for k, v in rewards.items()))
+    tool_use = info.get("held_out_tool_use")
+    if tool_use:
+        lines.append("result: held-out tool use " + "; ".join(
+            f"{m} {tool_use['before'][m]:.3f} -> {tool_use['after'][m]:.3f}" for m in TOOL_METRICS))
     for mode in MODES:
         accuracy = (info.get("held_out_accuracy") or {}).get(mode)
         if accuracy:
