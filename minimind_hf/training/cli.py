@@ -38,6 +38,8 @@ def stage_defaults(stage: str) -> dict:
         "remove_unused_columns": False,  # packed rows carry seq_lengths for the collator
         "use_cpu": not on_gpu,
     }
+    if stage in ("pretrain", "sft", "lora", "distill", "vlm_pretrain", "vlm_sft"):
+        defaults["include_num_input_tokens_seen"] = "all"  # run_info's tokens_seen (rows incl. padding)
     if stage == "lora":
         defaults.update(use_lora=True, tune_llm=False)
     if stage == "vlm_pretrain":

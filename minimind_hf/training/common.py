@@ -228,6 +228,11 @@ def write_run_info(trainer, output_dir: str, stage: str, report: ValidationRepor
         "train_loss_last": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
         "train_loss_mean": mean_train_loss,
         "eval_loss": next((h["eval_loss"] for h in reversed(trainer.state.log_history) if "eval_loss" in h), None),
+        # GRPO counts its prompt + completion tokens itself; DPO / reward trainers do not count.
+        "tokens_seen": trainer.state.num_input_tokens_seen or next(
+            (h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h), None),
+        "train_runtime": next((h["train_runtime"] for h in reversed(trainer.state.log_history)
+                               if "train_runtime" in h), None),
     }
     if report is not None:
         info["data"] = report.to_dict()
