@@ -2,7 +2,7 @@
 
 Runs only when ``torch.cuda.is_available()``; otherwise it writes a result with
 ``"measured": false, "reason": "no CUDA device"`` (CI and CPU machines). On a GPU every run
-goes through the real entry point (``minimind_hf.training.cli.main`` = ``scripts/train.py``):
+goes through the real entry point (``minimind_hf.cli.train.main`` = ``scripts/train.py``):
 
 * pretrain: ``recipes/pretrain.yaml --preset minimind-3`` on the embedded corpus, packed
   (documents split across full rows), ``--max-length`` tokens per row;
@@ -54,9 +54,23 @@ from benchmarks import common  # noqa: E402
 TARGET_MFU = 0.40
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOPS, by a substring of the device name; first match wins.
 PEAK_TFLOPS = (
-    ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200", 989.4), ("H800", 989.4), ("H20", 148.0),
-    ("GH200", 989.4), ("B200", 2250.0), ("A100", 312.0), ("A800", 312.0), ("L40S", 362.1), ("L40", 181.0),
-    ("L4", 121.0), ("A10G", 70.0), ("A10", 125.0), ("RTX 4090", 165.2), ("RTX 3090", 71.0),
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),
+    ("H200", 989.4),
+    ("H800", 989.4),
+    ("H20", 148.0),
+    ("GH200", 989.4),
+    ("B200", 2250.0),
+    ("A100", 312.0),
+    ("A800", 312.0),
+    ("L40S", 362.1),
+    ("L40", 181.0),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("A10", 125.0),
+    ("RTX 4090", 165.2),
+    ("RTX 3090", 71.0),
 )
 
 
@@ -68,11 +82,16 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=None, help="rows per step (default 32; quick 4)")
     parser.add_argument("--max-length", type=int, default=None, help="row length (default 1024; quick 256)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default 40; quick 6)")
-    parser.add_argument("--warmup-steps", type=int, default=None, help="steps left out of the rate (default 10; quick 2)")
+    parser.add_argument(
+        "--warmup-steps", type=int, default=None, help="steps left out of the rate (default 10; quick 2)"
+    )
     parser.add_argument("--sft-records", type=int, default=None, help="generated SFT chats (default 20000; quick 200)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak (dense bf16) if not in the table")
-    parser.add_argument("--allow-cpu", action="store_true",
-                        help="debug only: run the same code path on CPU (no MFU); never used for reported figures")
+    parser.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="debug only: run the same code path on CPU (no MFU); never used for reported figures",
+    )
     parser.add_argument("--no-zero2", action="store_true", help="skip the multi-GPU DeepSpeed ZeRO-2 comparison")
     args = parser.parse_args(argv)
     args.batch = args.batch or (4 if args.quick else 32)
@@ -97,9 +116,14 @@ def flops_per_token(config, seq_len: int) -> dict:
     head = config.vocab_size * config.hidden_size  # the output projection is a matmul even when tied
     n = params["non_embedding"] + head
     attention = 12 * config.num_hidden_layers * config.num_attention_heads * config.head_dim * seq_len
-    return {"matmul_parameters": n, "dense_flops": 6 * n, "attention_flops": attention,
-            "flops_per_token": 6 * n + attention, "flops_per_token_causal": 6 * n + attention // 2,
-            "formula": "6 * (non_embedding_params + vocab*hidden) + 12 * layers * heads * head_dim * seq_len"}
+    return {
+        "matmul_parameters": n,
+        "dense_flops": 6 * n,
+        "attention_flops": attention,
+        "flops_per_token": 6 * n + attention,
+        "flops_per_token_causal": 6 * n + attention // 2,
+        "formula": "6 * (non_embedding_params + vocab*hidden) + 12 * layers * heads * head_dim * seq_len",
+    }
 
 
 def device_peak(name: str, override: float | None) -> tuple[float | None, str]:
@@ -129,32 +153,50 @@ def write_sft_data(path: Path, records: int, seed: int) -> str:
     return str(path)
 
 
-def stage_overrides(stage: str, args, attn: str, output_dir: Path, model_dir: Path | None, sft_data: str | None,
-                    compile_: bool) -> tuple[Path, dict]:
+def stage_overrides(
+    stage: str, args, attn: str, output_dir: Path, model_dir: Path | None, sft_data: str | None, compile_: bool
+) -> tuple[Path, dict]:
     import torch
 
     on_gpu = torch.cuda.is_available()
     common_keys = {
-        "max_length": args.max_length, "packing": True, "per_device_train_batch_size": args.batch,
-        "gradient_accumulation_steps": 1, "max_steps": args.steps, "warmup_steps": 0, "output_dir": str(output_dir),
-        "logging_steps": 10_000, "disable_tqdm": True, "include_num_input_tokens_seen": "non_padding",
-        "attn_implementation": attn, "torch_compile": compile_, "seed": args.seed, "eval_files": [],
+        "max_length": args.max_length,
+        "packing": True,
+        "per_device_train_batch_size": args.batch,
+        "gradient_accumulation_steps": 1,
+        "max_steps": args.steps,
+        "warmup_steps": 0,
+        "output_dir": str(output_dir),
+        "logging_steps": 10_000,
+        "disable_tqdm": True,
+        "include_num_input_tokens_seen": "non_padding",
+        "attn_implementation": attn,
+        "torch_compile": compile_,
+        "seed": args.seed,
+        "eval_files": [],
         "dataloader_num_workers": 2 if not args.allow_cpu else 0,
         "bf16": on_gpu and torch.cuda.is_bf16_supported(),
     }
     if stage == "pretrain":
         preset = "tiny" if args.quick else "minimind-3"
         return common.REPO_ROOT / "recipes" / "pretrain.yaml", {
-            **common_keys, "preset": preset, "model_config": {"max_position_embeddings": max(2048, args.max_length)}}
+            **common_keys,
+            "preset": preset,
+            "model_config": {"max_position_embeddings": max(2048, args.max_length)},
+        }
     return common.REPO_ROOT / "recipes" / "sft.yaml", {
-        **common_keys, "model_name_or_path": str(model_dir), "train_files": [sft_data]}
+        **common_keys,
+        "model_name_or_path": str(model_dir),
+        "train_files": [sft_data],
+    }
 
 
 def measure(stage: str, args, attn: str, work: Path, model_dir, sft_data, compile_: bool, peak, keep=False) -> dict:
     import torch
 
-    recipe, overrides = stage_overrides(stage, args, attn, work / f"{stage}_{'compiled' if compile_ else 'eager'}",
-                                        model_dir, sft_data, compile_)
+    recipe, overrides = stage_overrides(
+        stage, args, attn, work / f"{stage}_{'compiled' if compile_ else 'eager'}", model_dir, sft_data, compile_
+    )
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -169,14 +211,22 @@ def measure(stage: str, args, attn: str, work: Path, model_dir, sft_data, compil
     flops = flops_per_token(config, args.max_length)
     rate = steady["tokens_per_s"]
     fig = {
-        "recipe": str(recipe.relative_to(common.REPO_ROOT)), "torch_compile": compile_, "attn_implementation": attn,
+        "recipe": str(recipe.relative_to(common.REPO_ROOT)),
+        "torch_compile": compile_,
+        "attn_implementation": attn,
         "bf16": overrides["bf16"],
-        "steps": run["state"]["global_step"], "measured_steps": steady["steps"], "warmup_steps": args.warmup_steps,
-        "tokens_measured": steady["tokens"], "seconds_measured": round(steady["seconds"], 3),
-        "tokens_per_s": round(rate, 1), "median_step_s": round(steady["median_step_s"], 4),
-        "train_runtime_s": common.train_summary(run["state"])["train_runtime"], "flops": flops,
+        "steps": run["state"]["global_step"],
+        "measured_steps": steady["steps"],
+        "warmup_steps": args.warmup_steps,
+        "tokens_measured": steady["tokens"],
+        "seconds_measured": round(steady["seconds"], 3),
+        "tokens_per_s": round(rate, 1),
+        "median_step_s": round(steady["median_step_s"], 4),
+        "train_runtime_s": common.train_summary(run["state"])["train_runtime"],
+        "flops": flops,
         "achieved_tflops": round(flops["flops_per_token"] * rate / 1e12, 2),
-        "loss_first": run["run_info"]["train_loss_first"], "loss_last": run["run_info"]["train_loss_last"],
+        "loss_first": run["run_info"]["train_loss_first"],
+        "loss_last": run["run_info"]["train_loss_last"],
     }
     if peak:
         fig["mfu"] = round(flops["flops_per_token"] * rate / (peak * 1e12), 4)
@@ -197,9 +247,20 @@ def zero2_comparison(args, attn: str, work: Path) -> dict:
     accelerate_config = work / "zero2_gpu.yaml"
     accelerate_config.write_text(yaml.safe_dump(config))
     out = {}
-    for name, launcher in (("single_gpu", [sys.executable, "scripts/train.py"]),
-                           ("zero2", [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                                      str(accelerate_config), "scripts/train.py"])):
+    for name, launcher in (
+        ("single_gpu", [sys.executable, "scripts/train.py"]),
+        (
+            "zero2",
+            [
+                sys.executable,
+                "-m",
+                "accelerate.commands.launch",
+                "--config_file",
+                str(accelerate_config),
+                "scripts/train.py",
+            ],
+        ),
+    ):
         recipe, overrides = stage_overrides("pretrain", args, attn, work / f"launch_{name}", None, None, False)
         cmd = launcher + [str(recipe)]
         for key, value in overrides.items():
@@ -211,11 +272,16 @@ def zero2_comparison(args, attn: str, work: Path) -> dict:
             continue
         state = json.loads((Path(overrides["output_dir"]) / "trainer_state.json").read_text())
         final = common.train_summary(state)
-        out[name] = {"gpus": 1 if name == "single_gpu" else gpus, "train_runtime_s": final["train_runtime"],
-                     "tokens": final.get("num_input_tokens_seen"),
-                     "tokens_per_s_incl_warmup": round(final["num_input_tokens_seen"] / final["train_runtime"], 1)}
+        out[name] = {
+            "gpus": 1 if name == "single_gpu" else gpus,
+            "train_runtime_s": final["train_runtime"],
+            "tokens": final.get("num_input_tokens_seen"),
+            "tokens_per_s_incl_warmup": round(final["num_input_tokens_seen"] / final["train_runtime"], 1),
+        }
     if all("tokens_per_s_incl_warmup" in out.get(k, {}) for k in ("single_gpu", "zero2")):
-        out["zero2_speedup"] = round(out["zero2"]["tokens_per_s_incl_warmup"] / out["single_gpu"]["tokens_per_s_incl_warmup"], 3)
+        out["zero2_speedup"] = round(
+            out["zero2"]["tokens_per_s_incl_warmup"] / out["single_gpu"]["tokens_per_s_incl_warmup"], 3
+        )
     out["note"] = "whole-run rates (train_runtime, warm-up included), same per-device batch and steps"
     return out
 
@@ -223,25 +289,26 @@ def zero2_comparison(args, attn: str, work: Path) -> dict:
 @common.restores_globals
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    common.setup(args)
+    result = common.start(args, "cuda", "bf16 pretraining + SFT of minimind-3 on CUDA: tokens/s and MFU")
     import datasets
     import torch
 
-    config = {k: v for k, v in vars(args).items() if k != "out"}
-    result = common.Result("cuda", "bf16 pretraining + SFT of minimind-3 on CUDA: tokens/s and MFU", config)
     if not torch.cuda.is_available() and not args.allow_cpu:
         result.not_measured("no CUDA device")
-        result.note("not yet measured: run `python -m benchmarks --only cuda` on a CUDA machine (target MFU >= 40% on H100)")
-        path = result.write(args.out)
-        print(result.summary())
-        print(f"wrote {path}")
-        return result
+        result.note(
+            "not yet measured: run `python -m benchmarks --only cuda` on a CUDA machine (target MFU >= 40% on H100)"
+        )
+        return common.finish(result, args)
 
     attn = attention_choice(args.attn) if torch.cuda.is_available() else "sdpa"
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     peak, peak_source = device_peak(name, args.peak_tflops) if torch.cuda.is_available() else (None, "cpu: no MFU")
-    result["figures"]["device"] = {"name": name, "peak_tflops_bf16_dense": peak, "peak_source": peak_source,
-                                   "gpus": torch.cuda.device_count()}
+    result["figures"]["device"] = {
+        "name": name,
+        "peak_tflops_bf16_dense": peak,
+        "peak_source": peak_source,
+        "gpus": torch.cuda.device_count(),
+    }
     if attn == "sdpa":
         result.note("flash_attn is not installed: SDPA with a block-diagonal mask for packed rows (no flash kernel)")
     work = Path(tempfile.mkdtemp(prefix="bench_cuda_"))
@@ -266,9 +333,17 @@ def main(argv=None) -> dict:
                     if stage in args.stages:
                         key = f"{stage}_{'compiled' if compile_ else 'eager'}"
                         result["figures"][key] = fig
-                        rows.append({"run": key, "attn": attn, "tokens/s": fig["tokens_per_s"],
-                                     "TFLOPS": fig["achieved_tflops"], "MFU": fig.get("mfu"),
-                                     "step s": fig["median_step_s"], "peak GiB": fig.get("peak_allocated_gib")})
+                        rows.append(
+                            {
+                                "run": key,
+                                "attn": attn,
+                                "tokens/s": fig["tokens_per_s"],
+                                "TFLOPS": fig["achieved_tflops"],
+                                "MFU": fig.get("mfu"),
+                                "step s": fig["median_step_s"],
+                                "peak GiB": fig.get("peak_allocated_gib"),
+                            }
+                        )
             if torch.cuda.device_count() > 1 and not args.no_zero2:
                 result["figures"]["zero2_vs_single_gpu"] = zero2_comparison(args, attn, work)
             else:
@@ -283,11 +358,7 @@ def main(argv=None) -> dict:
         result.target("mfu", f"best MFU over runs ({best}); target defined for an H100", TARGET_MFU, mfus[best])
         if "H100" not in name:
             result.note(f"device is {name}, not an H100: the 40% target is defined for H100")
-    path = result.write(args.out)
-    print(common.table(rows))
-    print(result.summary())
-    print(f"wrote {path}")
-    return result
+    return common.finish(result, args, rows)
 
 
 if __name__ == "__main__":

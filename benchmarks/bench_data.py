@@ -40,6 +40,11 @@ import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # `python benchmarks/bench_data.py`: the repository root is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import common  # noqa: E402
+
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "data.json"
 
 WORDS = (
@@ -48,10 +53,14 @@ WORDS = (
     "however therefore first second finally check compute add multiply divide shape colour red "
     "blue green square circle triangle 你好 模型 数据 训练 问题 答案 简单 快速 因为 所以"
 ).split()
-TOOL = {"type": "function", "function": {
-    "name": "calculate", "description": "Evaluate an arithmetic expression",
-    "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
-}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "calculate",
+        "description": "Evaluate an arithmetic expression",
+        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
+    },
+}
 
 
 # ----------------------------------------------------------------------------- records
@@ -79,8 +88,11 @@ def generate_records(n: int, seed: int = 0) -> list[dict]:
             a, b = rng.randint(1, 99), rng.randint(1, 99)
             turns += [
                 {"role": "user", "content": f"What is {a} times {b}? " + _text(rng, 1.5)},
-                {"role": "assistant", "content": "",
-                 "tool_calls": [{"name": "calculate", "arguments": {"expression": f"{a}*{b}"}}]},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"name": "calculate", "arguments": {"expression": f"{a}*{b}"}}],
+                },
                 {"role": "tool", "content": str(a * b)},
                 {"role": "assistant", "content": f"It is {a * b}. " + _text(rng, 2.0)},
             ]
@@ -128,8 +140,13 @@ def build_ours(path: str, tokenizer, max_length: int, num_proc: int):
     try:
         with Timer() as timer:
             records, report = load_records(path, "sft", cache_dir=cache)
-            built = build_sft_dataset(records, tokenizer, SFTOptions(max_length=max_length), report,
-                                      num_proc=num_proc if num_proc > 1 else None)
+            built = build_sft_dataset(
+                records,
+                tokenizer,
+                SFTOptions(max_length=max_length),
+                report,
+                num_proc=num_proc if num_proc > 1 else None,
+            )
         rows = built.to_dict()  # outside the timing: for the comparison only
         return list(zip(rows["input_ids"], rows["labels"])), report, timer
     finally:
@@ -146,17 +163,19 @@ class NaiveBuilder:
         self.header = tokenizer("<|im_start|>assistant\n", add_special_tokens=False).input_ids
         self.eos = tokenizer.eos_token_id
         # Templates with generation markers keep the empty think block out of the answer.
-        self.skip = tokenizer(EMPTY_THINK, add_special_tokens=False).input_ids if has_generation_markers(tokenizer) else []
+        self.skip = (
+            tokenizer(EMPTY_THINK, add_special_tokens=False).input_ids if has_generation_markers(tokenizer) else []
+        )
 
     def labels(self, ids: list[int]) -> list[int]:
         header, skip = self.header, self.skip
         labels = [-100] * len(ids)
         i = 0
         while i < len(ids):
-            if ids[i:i + len(header)] == header:
+            if ids[i : i + len(header)] == header:
                 start = i + len(header)
-                window = ids[start:start + len(skip)]
-                if skip and window == skip[:len(window)]:  # a prefix of it when truncation cut it
+                window = ids[start : start + len(skip)]
+                if skip and window == skip[: len(window)]:  # a prefix of it when truncation cut it
                     start += len(window)
                 end = start
                 while end < len(ids) and ids[end] != self.eos:
@@ -192,16 +211,7 @@ def mismatches(ours: list, naive: list) -> int:
 # ----------------------------------------------------------------------------- reporting
 
 
-def _versions() -> dict:
-    import importlib.metadata as metadata
-
-    out = {"python": platform.python_version()}
-    for name in ("minimind-hf", "transformers", "datasets", "tokenizers", "trl", "torch", "numpy", "jinja2"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+PACKAGES = ("minimind-hf", "transformers", "datasets", "tokenizers", "trl", "torch", "numpy", "jinja2")
 
 
 def _machine() -> dict:
@@ -216,19 +226,25 @@ def _machine() -> dict:
 
 def _stats(timers: list, n: int) -> dict:
     wall, cpu = [t.wall for t in timers], [t.cpu for t in timers]
-    return {"wall_s": [round(t, 4) for t in wall], "median_s": round(statistics.median(wall), 4),
-            "records_per_s": round(n / statistics.median(wall), 1),
-            "cpu_s": [round(t, 4) for t in cpu], "median_cpu_s": round(statistics.median(cpu), 4),
-            "records_per_cpu_s": round(n / statistics.median(cpu), 1)}
+    return {
+        "wall_s": [round(t, 4) for t in wall],
+        "median_s": round(statistics.median(wall), 4),
+        "records_per_s": round(n / statistics.median(wall), 1),
+        "cpu_s": [round(t, 4) for t in cpu],
+        "median_cpu_s": round(statistics.median(cpu), 4),
+        "records_per_cpu_s": round(n / statistics.median(cpu), 1),
+    }
 
 
 def _table(results: dict) -> str:
     lines = [f"{'builder':<20}{'median s':>10}{'records/s':>11}{'vs naive':>10}{'cpu s':>9}{'records/cpu-s':>15}"]
     naive = results["naive"]
     for name, r in results.items():
-        lines.append(f"{name:<20}{r['median_s']:>10.3f}{r['records_per_s']:>11.1f}"
-                     f"{r['records_per_s'] / naive['records_per_s']:>9.2f}x{r['median_cpu_s']:>9.3f}"
-                     f"{r['records_per_cpu_s']:>15.1f}")
+        lines.append(
+            f"{name:<20}{r['median_s']:>10.3f}{r['records_per_s']:>11.1f}"
+            f"{r['records_per_s'] / naive['records_per_s']:>9.2f}x{r['median_cpu_s']:>9.3f}"
+            f"{r['records_per_cpu_s']:>15.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -262,8 +278,9 @@ def main(argv=None) -> dict:
 
         builders = {"naive": lambda: naive(path)}
         for num_proc in args.num_proc:
-            builders[f"ours_num_proc_{num_proc}"] = (
-                lambda num_proc=num_proc: build_ours(path, tokenizer, args.max_length, num_proc))
+            builders[f"ours_num_proc_{num_proc}"] = lambda num_proc=num_proc: build_ours(
+                path, tokenizer, args.max_length, num_proc
+            )
         if warm:
             naive(warm)
             for num_proc in args.num_proc:
@@ -289,7 +306,7 @@ def main(argv=None) -> dict:
         summary = {
             "benchmark": "sft data building: minimind_hf load_records + build_sft_dataset vs naive per-record loop",
             "machine": _machine(),
-            "versions": _versions(),
+            "versions": common.versions(PACKAGES, cuda_runtime=False),
             "config": {
                 "records": args.records,
                 "num_proc": args.num_proc,
@@ -300,7 +317,7 @@ def main(argv=None) -> dict:
                 "tokenizer": "minimind_hf shipped tokenizer (chat template with generation markers)",
                 "cache": "fresh temporary cache_dir per run of our builder, deleted after it (no cache reuse)",
                 "timed": "ours: load_records + build_sft_dataset from the jsonl file; "
-                         "naive: read + json.loads + apply_chat_template + tokenizer + token scan, per record",
+                "naive: read + json.loads + apply_chat_template + tokenizer + token scan, per record",
             },
             "data": {
                 "rows_kept": len(reference),
@@ -308,18 +325,27 @@ def main(argv=None) -> dict:
                 "truncated": report.truncated,
                 "supervised_tokens": report.supervised_tokens,
                 "tokens_total": sum(lengths),
-                "tokens_per_row": {"median": lengths[len(lengths) // 2] if lengths else 0,
-                                   "mean": round(sum(lengths) / max(1, len(lengths)), 1),
-                                   "max": lengths[-1] if lengths else 0},
+                "tokens_per_row": {
+                    "median": lengths[len(lengths) // 2] if lengths else 0,
+                    "mean": round(sum(lengths) / max(1, len(lengths)), 1),
+                    "max": lengths[-1] if lengths else 0,
+                },
             },
             "results": results,
-            "ratio_vs_naive": {name: round(r["records_per_s"] / naive_rate, 3)
-                               for name, r in results.items() if name != "naive"},
-            "cpu_ratio_vs_naive": {name: round(r["records_per_cpu_s"] / results["naive"]["records_per_cpu_s"], 3)
-                                   for name, r in results.items() if name != "naive"},
+            "ratio_vs_naive": {
+                name: round(r["records_per_s"] / naive_rate, 3) for name, r in results.items() if name != "naive"
+            },
+            "cpu_ratio_vs_naive": {
+                name: round(r["records_per_cpu_s"] / results["naive"]["records_per_cpu_s"], 3)
+                for name, r in results.items()
+                if name != "naive"
+            },
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "verification": {"mismatches": sum(counts.values()), "mismatches_by_builder": counts,
-                             "rows_compared": len(reference)},
+            "verification": {
+                "mismatches": sum(counts.values()),
+                "mismatches_by_builder": counts,
+                "rows_compared": len(reference),
+            },
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -336,5 +362,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     main()

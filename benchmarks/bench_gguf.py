@@ -25,6 +25,7 @@ if __package__ in (None, ""):
 
 from benchmarks import common  # noqa: E402
 
+DESCRIPTION = "greedy tokens/s: llama.cpp on the f16 / q8_0 GGUF export vs transformers generate"
 TARGET = 1.0
 QUANTS = ("f16", "q8_0")
 QUESTION = "Explain in a few sentences why small language models are useful on a laptop."
@@ -46,8 +47,11 @@ def export_model_folder(folder: Path, quick: bool, seed: int) -> Path:
     from minimind_hf.tokenizer import load_tokenizer
     from minimind_hf.utils import set_generation_defaults
 
-    overrides = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     intermediate_size=128) if quick else {}
+    overrides = (
+        dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128)
+        if quick
+        else {}
+    )
     model = common.fresh_model(preset_config("minimind2-small", **overrides), seed=seed).eval()
     tokenizer = load_tokenizer()
     set_generation_defaults(model, tokenizer)
@@ -59,9 +63,7 @@ def export_model_folder(folder: Path, quick: bool, seed: int) -> Path:
 @common.restores_globals
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    common.setup(args)
-    result = common.Result("gguf", "greedy tokens/s: llama.cpp on the f16 / q8_0 GGUF export vs transformers generate",
-                           {k: v for k, v in vars(args).items() if k != "out"})
+    result = common.start(args, "gguf", DESCRIPTION)
     try:
         import llama_cpp
     except ImportError:
@@ -80,8 +82,11 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         src = export_model_folder(Path(tmp) / "model", args.quick, args.seed)
         tokenizer = load_tokenizer(src)
-        ids = tokenizer.encode(tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}],
-                                                             add_generation_prompt=True, tokenize=False))
+        ids = tokenizer.encode(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": QUESTION}], add_generation_prompt=True, tokenize=False
+            )
+        )
         model = AutoModelForCausalLM.from_pretrained(src).eval()
         llms, convert_s, sizes = {}, {}, {}
         for quant in QUANTS:
@@ -90,15 +95,21 @@ def main(argv=None) -> dict:
             convert_s[quant] = round(time.perf_counter() - start, 2)
             (path,) = out.glob("*.gguf")
             sizes[quant] = path.stat().st_size
-            llms[quant] = llama_cpp.Llama(model_path=str(path), n_ctx=len(ids) + n + 8, n_threads=threads,
-                                          n_threads_batch=threads, verbose=False)
+            llms[quant] = llama_cpp.Llama(
+                model_path=str(path), n_ctx=len(ids) + n + 8, n_threads=threads, n_threads_batch=threads, verbose=False
+            )
         outputs = {}
 
         def transformers_run():
             with torch.inference_mode():
-                tokens = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                        pad_token_id=tokenizer.pad_token_id)
-            outputs["transformers"] = tokens[0, len(ids):].tolist()
+                tokens = model.generate(
+                    torch.tensor([ids]),
+                    max_new_tokens=n,
+                    min_new_tokens=n,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            outputs["transformers"] = tokens[0, len(ids) :].tolist()
 
         def llama_run(quant):
             def run():
@@ -109,35 +120,59 @@ def main(argv=None) -> dict:
                     if len(tokens) == n:
                         break
                 outputs[quant] = tokens
+
             return run
 
         runs = {"transformers": transformers_run, **{quant: llama_run(quant) for quant in QUANTS}}
         times = common.interleaved(runs, repeats=args.repeats, warmup=1, clock=args.clock)
         for llm in llms.values():
             llm.close()
-    rows = [{"engine": "transformers (float32)", "tok/s": round(n / common.median(times["transformers"]), 1),
-             "ratio": 1.0, "(wall)": 1.0, "file MB": None, "convert s": None, "same tokens": True}]
+    rows = [
+        {
+            "engine": "transformers (float32)",
+            "tok/s": round(n / common.median(times["transformers"]), 1),
+            "ratio": 1.0,
+            "(wall)": 1.0,
+            "file MB": None,
+            "convert s": None,
+            "same tokens": True,
+        }
+    ]
     for quant in QUANTS:
         comparison = common.compare(times, quant, "transformers", n)
         same = outputs[quant] == outputs["transformers"]
         result["figures"][quant] = {
-            "llama_tokens_per_s": comparison["ours_per_s"], "transformers_tokens_per_s": comparison["theirs_per_s"],
-            "ratio_transformers_time_over_llama": comparison["ratio"]["median"], "comparison": comparison,
-            "gguf_bytes": sizes[quant], "convert_s": convert_s[quant], "same_tokens_as_transformers": same,
+            "llama_tokens_per_s": comparison["ours_per_s"],
+            "transformers_tokens_per_s": comparison["theirs_per_s"],
+            "ratio_transformers_time_over_llama": comparison["ratio"]["median"],
+            "comparison": comparison,
+            "gguf_bytes": sizes[quant],
+            "convert_s": convert_s[quant],
+            "same_tokens_as_transformers": same,
         }
-        result.target(f"llama_cpp_{quant}_tokens_per_s", f"llama.cpp {quant} / transformers greedy tokens/s "
-                      f"({args.clock} clock)", TARGET, comparison["ratio"]["median"])
-        rows.append({"engine": f"llama.cpp {quant}", "tok/s": comparison["ours_per_s"],
-                     "ratio": comparison["ratio"]["median"], "(wall)": comparison["ratio_wall"]["median"],
-                     "file MB": round(sizes[quant] / 2**20, 2), "convert s": convert_s[quant], "same tokens": same})
+        result.target(
+            f"llama_cpp_{quant}_tokens_per_s",
+            f"llama.cpp {quant} / transformers greedy tokens/s ({args.clock} clock)",
+            TARGET,
+            comparison["ratio"]["median"],
+        )
+        rows.append(
+            {
+                "engine": f"llama.cpp {quant}",
+                "tok/s": comparison["ours_per_s"],
+                "ratio": comparison["ratio"]["median"],
+                "(wall)": comparison["ratio_wall"]["median"],
+                "file MB": round(sizes[quant] / 2**20, 2),
+                "convert s": convert_s[quant],
+                "same tokens": same,
+            }
+        )
     result["figures"]["prompt_tokens"], result["figures"]["new_tokens"] = len(ids), n
-    result.note(f"clock {args.clock}; torch threads = llama.cpp threads = {threads}; batch 1, prefill included; "
-                "absolute figures are context only on a shared machine")
-    path = result.write(args.out)
-    print(common.table(rows))
-    print(result.summary())
-    print(f"wrote {path}")
-    return result
+    result.note(
+        f"clock {args.clock}; torch threads = llama.cpp threads = {threads}; batch 1, prefill included; "
+        "absolute figures are context only on a shared machine"
+    )
+    return common.finish(result, args, rows)
 
 
 if __name__ == "__main__":

@@ -60,8 +60,9 @@ CUDA_CONFIGS = {
 
 def parse_args(argv=None):
     parser = common.base_parser("memory", __doc__)
-    parser.add_argument("--configs", nargs="+", default=None,
-                        help=f"names from {sorted({**CONFIGS, **QUICK_CONFIGS, **CUDA_CONFIGS})}")
+    parser.add_argument(
+        "--configs", nargs="+", default=None, help=f"names from {sorted({**CONFIGS, **QUICK_CONFIGS, **CUDA_CONFIGS})}"
+    )
     parser.add_argument("--child", default=None, help=argparse_hidden())
     args = parser.parse_args(argv)
     if args.configs is None:
@@ -118,7 +119,7 @@ def child(spec: dict) -> dict:
     if kind == "oracle":  # built directly (same shapes, its own init): no MiniMind allocated in this process
         from transformers import LlamaForCausalLM, Qwen3ForCausalLM
 
-        from minimind_hf.native import native_config
+        from minimind_hf.export.native import native_config
 
         native = native_config(config)
         native._attn_implementation = "sdpa"
@@ -131,11 +132,21 @@ def child(spec: dict) -> dict:
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(spec["seed"])).to(device)
+    ids = torch.randint(0, config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(spec["seed"])).to(
+        device
+    )
 
-    out = {"name": spec["name"], "preset": preset, "model": type(model).__name__, "batch": batch, "seq": seq,
-           "gradient_checkpointing": ckpt, "device": device, "parameters": params["total"],
-           "expected_states_mib": round(params["total"] * 12 / MIB, 1)}
+    out = {
+        "name": spec["name"],
+        "preset": preset,
+        "model": type(model).__name__,
+        "batch": batch,
+        "seq": seq,
+        "gradient_checkpointing": ckpt,
+        "device": device,
+        "parameters": params["total"],
+        "expected_states_mib": round(params["total"] * 12 / MIB, 1),
+    }
     if device == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
@@ -146,9 +157,12 @@ def child(spec: dict) -> dict:
         optimizer.step()
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
-        out.update(allocated_before_step_mib=round(before / MIB, 1), peak_allocated_mib=round(peak / MIB, 1),
-                   step_peak_increase_mib=round((peak - before) / MIB, 1),
-                   peak_reserved_mib=round(torch.cuda.max_memory_reserved() / MIB, 1))
+        out.update(
+            allocated_before_step_mib=round(before / MIB, 1),
+            peak_allocated_mib=round(peak / MIB, 1),
+            step_peak_increase_mib=round((peak - before) / MIB, 1),
+            peak_reserved_mib=round(torch.cuda.max_memory_reserved() / MIB, 1),
+        )
         return out
 
     rss_before = _status_kib("VmRSS")
@@ -159,18 +173,30 @@ def child(spec: dict) -> dict:
     peak_kib = _status_kib("VmHWM") if reset else None
     if peak_kib is None:  # no resettable mark: the lifetime peak (includes model construction)
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out.update(rss_before_step_mib=round(rss_before / 1024, 1) if rss_before else None,
-               peak_rss_mib=round(peak_kib / 1024, 1),
-               step_peak_increase_mib=round((peak_kib - rss_before) / 1024, 1) if rss_before else None,
-               peak_reset_before_step=reset, loss=round(loss.item(), 4))
+    out.update(
+        rss_before_step_mib=round(rss_before / 1024, 1) if rss_before else None,
+        peak_rss_mib=round(peak_kib / 1024, 1),
+        step_peak_increase_mib=round((peak_kib - rss_before) / 1024, 1) if rss_before else None,
+        peak_reset_before_step=reset,
+        loss=round(loss.item(), 4),
+    )
     return out
 
 
 def run_child(name: str, config: tuple, args) -> dict:
     spec = {"name": name, "config": config, "seed": args.seed, "threads": args.threads}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_memory", "--child", json.dumps(spec)],
-                          cwd=common.REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_memory", "--child", json.dumps(spec)],
+        cwd=common.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"memory child {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -194,10 +220,18 @@ def main(argv=None) -> dict:
     if unknown:
         raise SystemExit(f"unknown memory config(s) {unknown}; choose from {sorted(table)}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    result = common.Result("memory", f"one training step (fwd+bwd+AdamW), fresh process per config: "
-                                     f"{'peak allocated on CUDA' if device == 'cuda' else 'peak RSS on CPU'}",
-                           {"configs": {c: table[c] for c in args.configs}, "device": device, "threads": args.threads,
-                            "quick": args.quick, "seed": args.seed})
+    result = common.Result(
+        "memory",
+        f"one training step (fwd+bwd+AdamW), fresh process per config: "
+        f"{'peak allocated on CUDA' if device == 'cuda' else 'peak RSS on CPU'}",
+        {
+            "configs": {c: table[c] for c in args.configs},
+            "device": device,
+            "threads": args.threads,
+            "quick": args.quick,
+            "seed": args.seed,
+        },
+    )
     rows = []
     for name in args.configs:
         fig = run_child(name, table[name], args)
@@ -211,24 +245,34 @@ def main(argv=None) -> dict:
             if theirs:
                 fig["peak_vs_oracle"] = round(fig[key] / theirs[key], 4)
                 if fig["step_peak_increase_mib"] and theirs["step_peak_increase_mib"]:
-                    fig["step_increase_vs_oracle"] = round(fig["step_peak_increase_mib"] / theirs["step_peak_increase_mib"], 4)
+                    fig["step_increase_vs_oracle"] = round(
+                        fig["step_peak_increase_mib"] / theirs["step_peak_increase_mib"], 4
+                    )
     for name in args.configs:
         fig = result["figures"][name]
-        rows.append({"config": name, "model": fig["model"], "params M": round(fig["parameters"] / 1e6, 2),
-                     "batch x seq": f"{fig['batch']}x{fig['seq']}", "peak MiB": fig[key],
-                     "vs oracle": fig.get("peak_vs_oracle"), "step increase MiB": fig["step_peak_increase_mib"],
-                     "grads+Adam MiB": fig["expected_states_mib"]})
+        rows.append(
+            {
+                "config": name,
+                "model": fig["model"],
+                "params M": round(fig["parameters"] / 1e6, 2),
+                "batch x seq": f"{fig['batch']}x{fig['seq']}",
+                "peak MiB": fig[key],
+                "vs oracle": fig.get("peak_vs_oracle"),
+                "step increase MiB": fig["step_peak_increase_mib"],
+                "grads+Adam MiB": fig["expected_states_mib"],
+            }
+        )
     if device == "cpu":
         result["figures"]["cuda"] = "not measured: no CUDA device"
-    result.note("no memory target is set; ours vs oracle (same shapes and batch, separate processes) is context: "
-                "compare peak_rss_mib / peak_vs_oracle")
-    result.note("RSS includes the Python/torch/transformers runtime (~hundreds of MiB); step_peak_increase_mib isolates "
-                "the step itself")
-    path = result.write(args.out)
-    print(common.table(rows))
-    print(result.summary())
-    print(f"wrote {path}")
-    return result
+    result.note(
+        "no memory target is set; ours vs oracle (same shapes and batch, separate processes) is context: "
+        "compare peak_rss_mib / peak_vs_oracle"
+    )
+    result.note(
+        "RSS includes the Python/torch/transformers runtime (~hundreds of MiB); step_peak_increase_mib isolates "
+        "the step itself"
+    )
+    return common.finish(result, args, rows)
 
 
 if __name__ == "__main__":

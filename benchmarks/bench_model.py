@@ -3,7 +3,7 @@
 Two shapes: a dense MiniMind without q/k norm against ``LlamaForCausalLM`` (MiniMind2 layout:
 8 q / 2 kv heads) and one with q/k norm against ``Qwen3ForCausalLM`` (MiniMind-3 layout:
 8 q / 4 kv heads, rope_theta 1e6). The oracle is built from our ``state_dict`` with
-``minimind_hf.native`` (the same weights, bit for bit) and both run the same batch: one
+``minimind_hf.export.native`` (the same weights, bit for bit) and both run the same batch: one
 training step = ``model(input_ids, labels=labels).loss.backward()`` with SDPA attention,
 gradients cleared in between (no optimizer: it is identical for both).
 
@@ -31,6 +31,7 @@ if __package__ in (None, ""):
 
 from benchmarks import common  # noqa: E402
 
+DESCRIPTION = "forward+backward tokens/s: MiniMind vs the Llama / Qwen3 oracle, identical weights"
 TARGET = 0.95
 
 # name -> (preset, oracle class name)
@@ -44,24 +45,22 @@ def parse_args(argv=None):
     parser.add_argument("--layers", type=int, default=None, help="decoder layers (default 2; quick 2)")
     parser.add_argument("--batch", type=int, default=None, help="rows per step (default 2; quick 2)")
     parser.add_argument("--seq", type=int, default=None, help="tokens per row (default 256; quick 64)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 7; quick 2)")
-    parser.add_argument("--min-sample", type=float, default=None,
-                        help="seconds of back-to-back calls per timed sample (default 0.3; quick 0.02)")
-    parser.add_argument("--warmup", type=int, default=None, help="discarded rounds (default 2; quick 1)")
+    rounds = common.round_options(parser, repeats=(7, 2), min_sample=(0.3, 0.02), warmup=(2, 1))
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     parser.add_argument("--profile", action="store_true", help="profile both sides even when the target is met")
-    parser.add_argument("--copies", type=int, default=None,
-                        help="separately allocated copies of each model, used in turn (default 2; quick 1): "
-                             "where a model's weights land in memory changes its speed by a few percent")
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=None,
+        help="separately allocated copies of each model, used in turn (default 2; quick 1): "
+        "where a model's weights land in memory changes its speed by a few percent",
+    )
     parser.add_argument("--no-aa", action="store_true", help="skip the A/A control (ours vs other copies of ours)")
-    args = parser.parse_args(argv)
-    args.min_sample = args.min_sample if args.min_sample is not None else (0.02 if args.quick else 0.3)
+    args = rounds(parser.parse_args(argv))
     quick = args.quick
     args.layers = args.layers or 2
     args.batch = args.batch or 2
     args.seq = args.seq or (64 if quick else 256)
-    args.repeats = args.repeats or (2 if quick else 7)
-    args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
     args.copies = args.copies or (1 if quick else 2)
     return args
 
@@ -102,65 +101,91 @@ def candidates(ours, oracle, ids, args) -> dict:
     def copies(model, n):
         return [model] + [copy.deepcopy(model) for _ in range(n - 1)]
 
-    runs = {"ours": common.cycle([train_step(m, ids) for m in copies(ours, args.copies)]),
-            "oracle": common.cycle([train_step(m, ids) for m in copies(oracle, args.copies)])}
+    runs = {
+        "ours": common.cycle([train_step(m, ids) for m in copies(ours, args.copies)]),
+        "oracle": common.cycle([train_step(m, ids) for m in copies(oracle, args.copies)]),
+    }
     if not args.no_aa:
         runs["ours_aa"] = common.cycle([train_step(copy.deepcopy(ours), ids) for _ in range(args.copies)])
     return runs
 
 
+def measure_shape(shape: str, args, result) -> dict:
+    """One shape, ours vs its oracle: figures, the target and notes go into ``result``; returns the
+    table row."""
+    config, ours, oracle, ids, loss_diff = build_pair(shape, args)
+    tokens = ids.numel()
+    times = common.interleaved(
+        candidates(ours, oracle, ids, args),
+        repeats=args.repeats,
+        warmup=args.warmup,
+        min_sample_s=args.min_sample,
+        clock=args.clock,
+        calls_multiple=args.copies,
+    )
+    comparison = common.compare(times, "ours", "oracle", tokens)
+    aa = None if args.no_aa else common.ratio_spread(times, "ours_aa", "ours")
+    spread = comparison["ratio"]
+    ratio = spread["median"]
+    figures = {
+        "preset": SHAPES[shape][0],
+        "oracle_class": SHAPES[shape][1],
+        "hidden_size": config.hidden_size,
+        "layers": config.num_hidden_layers,
+        "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}",
+        "qk_norm": config.qk_norm,
+        "parameters": common.count_parameters(ours),
+        "tokens_per_step": tokens,
+        "loss_abs_diff": loss_diff,
+        "ours_tokens_per_s": comparison["ours_per_s"],
+        "oracle_tokens_per_s": comparison["theirs_per_s"],
+        "speed_ratio_ours_vs_oracle": ratio,
+        "comparison": comparison,
+        "aa_control_ours_copy_vs_ours": aa,
+        "copies": args.copies,
+    }
+    result["figures"][shape] = figures
+    met = result.target(
+        f"{shape}_fwd_bwd",
+        f"ours/{SHAPES[shape][1]} fwd+bwd tokens/s ({args.clock} clock, paired median)",
+        TARGET,
+        ratio,
+    )
+    if met is False and common.within_noise(spread, TARGET):
+        result.note(
+            f"{shape}: missed at {ratio} but {TARGET} lies inside the interquartile range of the per-round "
+            f"ratios [{spread['q1']}, {spread['q3']}]: not distinguishable from noise at this repeat count"
+        )
+    if met is False and aa and common.aa_verdict(ratio, aa, TARGET):
+        result.note(f"{shape}: " + common.aa_verdict(ratio, aa, TARGET))
+    if met is False or args.profile:
+        figures["profile"] = common.profile_pair(train_step(ours, ids), train_step(oracle, ids))
+        result.note(f"{shape}: " + common.explain_profile(figures["profile"]))
+    return {
+        "shape": shape,
+        "oracle": SHAPES[shape][1],
+        "tokens/step": tokens,
+        f"ours tok/{args.clock}-s": figures["ours_tokens_per_s"],
+        f"oracle tok/{args.clock}-s": figures["oracle_tokens_per_s"],
+        "ratio": ratio,
+        "ratio (wall)": comparison["ratio_wall"]["median"],
+        "A/A": aa["median"] if aa else None,
+        "loss diff": loss_diff,
+    }
+
+
 @common.restores_globals
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    common.setup(args)
+    result = common.start(args, "model", DESCRIPTION)
     import torch
 
-    config_record = {k: v for k, v in vars(args).items() if k != "out"}
-    result = common.Result("model", "forward+backward tokens/s: MiniMind vs the Llama / Qwen3 oracle, identical weights",
-                           config_record)
-    rows = []
-    for shape in args.shapes:
-        config, ours, oracle, ids, loss_diff = build_pair(shape, args)
-        tokens = ids.numel()
-        times = common.interleaved(candidates(ours, oracle, ids, args), repeats=args.repeats, warmup=args.warmup,
-                                   min_sample_s=args.min_sample, clock=args.clock, calls_multiple=args.copies)
-        comparison = common.compare(times, "ours", "oracle", tokens)
-        aa = None if args.no_aa else common.ratio_spread(times, "ours_aa", "ours")
-        spread = comparison["ratio"]
-        ratio = spread["median"]
-        figures = {
-            "preset": SHAPES[shape][0], "oracle_class": SHAPES[shape][1],
-            "hidden_size": config.hidden_size, "layers": config.num_hidden_layers,
-            "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}", "qk_norm": config.qk_norm,
-            "parameters": common.count_parameters(ours), "tokens_per_step": tokens, "loss_abs_diff": loss_diff,
-            "ours_tokens_per_s": comparison["ours_per_s"], "oracle_tokens_per_s": comparison["theirs_per_s"],
-            "speed_ratio_ours_vs_oracle": ratio, "comparison": comparison,
-            "aa_control_ours_copy_vs_ours": aa, "copies": args.copies,
-        }
-        result["figures"][shape] = figures
-        met = result.target(f"{shape}_fwd_bwd", f"ours/{SHAPES[shape][1]} fwd+bwd tokens/s ({args.clock} clock, "
-                            "paired median)", TARGET, ratio)
-        if met is False and common.within_noise(spread, TARGET):
-            result.note(f"{shape}: missed at {ratio} but {TARGET} lies inside the interquartile range of the per-round "
-                        f"ratios [{spread['q1']}, {spread['q3']}]: not distinguishable from noise at this repeat count")
-        if met is False and aa and common.aa_verdict(ratio, aa, TARGET):
-            result.note(f"{shape}: " + common.aa_verdict(ratio, aa, TARGET))
-        if met is False or args.profile:
-            figures["profile"] = common.profile_pair(train_step(ours, ids), train_step(oracle, ids))
-            result.note(f"{shape}: " + common.explain_profile(figures["profile"]))
-        rows.append({"shape": shape, "oracle": SHAPES[shape][1], "tokens/step": tokens,
-                     f"ours tok/{args.clock}-s": figures["ours_tokens_per_s"],
-                     f"oracle tok/{args.clock}-s": figures["oracle_tokens_per_s"],
-                     "ratio": ratio, "ratio (wall)": comparison["ratio_wall"]["median"],
-                     "A/A": aa["median"] if aa else None, "loss diff": loss_diff})
-        del ours, oracle
-    result.note(f"torch threads {torch.get_num_threads()}, clock {args.clock}; ratios are paired per round (ABBA "
-                "order); absolute tokens/s are context only on a shared machine")
-    path = result.write(args.out)
-    print(common.table(rows))
-    print(result.summary())
-    print(f"wrote {path}")
-    return result
+    rows = [measure_shape(shape, args, result) for shape in args.shapes]
+    result.note(
+        f"torch threads {torch.get_num_threads()}, clock {args.clock}; ratios are paired per round (ABBA "
+        "order); absolute tokens/s are context only on a shared machine"
+    )
+    return common.finish(result, args, rows)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+if __package__ in (None, ""):  # `python benchmarks/bench_server.py`: the repository root is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import common  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "server.json"
 MODEL_NAME = "bench-tiny"
@@ -59,9 +64,24 @@ def _free_port() -> int:
 def start_server(model: Path, port: int, threads: int) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "serve.py"), str(model), "--host", "127.0.0.1", "--port", str(port),
-         "--model-name", MODEL_NAME, "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "serve.py"),
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model-name",
+            MODEL_NAME,
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -84,8 +104,11 @@ def stream_chat(port: int, index: int, max_tokens: int, timeout: float) -> dict:
     body = {
         "model": MODEL_NAME,
         "messages": [{"role": "user", "content": f"Request {index}: tell me something about the number {index}."}],
-        "stream": True, "stream_options": {"include_usage": True},
-        "max_tokens": max_tokens, "temperature": 1.0, "seed": index,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": max_tokens,
+        "temperature": 1.0,
+        "seed": index,
     }
     record = {"index": index, "ok": False, "error": None, "ttft_s": None, "latency_s": None, "completion_tokens": 0}
     start = time.perf_counter()
@@ -159,11 +182,16 @@ def summarise(records: list[dict], wall: float) -> dict:
     tokens = sum(r["completion_tokens"] for r in ok)
     rnd = lambda v: None if v is None else round(v, 4)  # noqa: E731
     return {
-        "requests": len(records), "ok": len(ok), "failed": len(records) - len(ok),
+        "requests": len(records),
+        "ok": len(ok),
+        "failed": len(records) - len(ok),
         "errors": sorted({r["error"] for r in records if r["error"]}),
         "wall_s": round(wall, 3),
-        "latency_s": {"p50": rnd(_percentile(latencies, 50)), "p99": rnd(_percentile(latencies, 99)),
-                      "max": rnd(max(latencies, default=None))},
+        "latency_s": {
+            "p50": rnd(_percentile(latencies, 50)),
+            "p99": rnd(_percentile(latencies, 99)),
+            "max": rnd(max(latencies, default=None)),
+        },
         "ttft_s": {"p50": rnd(_percentile(ttfts, 50)), "p99": rnd(_percentile(ttfts, 99))},
         "completion_tokens": tokens,
         "tokens_per_s": round(tokens / wall, 2) if wall > 0 else None,
@@ -172,22 +200,16 @@ def summarise(records: list[dict], wall: float) -> dict:
     }
 
 
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("minimind-hf", "torch", "transformers", "fastapi", "uvicorn", "starlette", "pydantic"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+PACKAGES = ("minimind-hf", "torch", "transformers", "fastapi", "uvicorn", "starlette", "pydantic")
 
 
 def _machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
 
 
 def _table(summary: dict) -> str:
@@ -237,10 +259,16 @@ def main(argv=None) -> dict:
     summary = {
         "benchmark": "OpenAI-compatible server: concurrent streaming chat completions on loopback",
         "machine": _machine(),
-        "versions": _versions(),
-        "config": {"requests": args.requests, "concurrency": args.requests, "max_tokens": args.max_tokens,
-                   "model": args.model or "tiny preset, random weights", "server_threads": args.threads,
-                   "temperature": 1.0, "stream": True},
+        "versions": common.versions(PACKAGES, cuda_runtime=False),
+        "config": {
+            "requests": args.requests,
+            "concurrency": args.requests,
+            "max_tokens": args.max_tokens,
+            "model": args.model or "tiny preset, random weights",
+            "server_threads": args.threads,
+            "temperature": 1.0,
+            "stream": True,
+        },
         "results": summarise(records, wall),
         "per_request": records,
     }

@@ -1,6 +1,6 @@
 """SFT training throughput, padded vs packed, through the real training entry point.
 
-Every run is ``minimind_hf.training.cli.main(["recipes/sft.yaml", --key value ...])`` - the
+Every run is ``minimind_hf.cli.train.main(["recipes/sft.yaml", --key value ...])`` - the
 code path of ``accelerate launch scripts/train.py recipes/sft.yaml`` (recipe parsing, data
 loading and validation, ``build_sft_dataset``, ``pack``, ``CausalLMCollator``, a stock
 ``Trainer``), in this process, on a jsonl file of MiniMind SFT records generated here with a
@@ -47,8 +47,9 @@ from benchmarks.bench_data import WORDS  # noqa: E402
 
 TARGET = 1.4
 RECIPE = common.REPO_ROOT / "recipes" / "sft.yaml"
-MODEL_SHAPE = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2)
+MODEL_SHAPE = dict(
+    hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+)
 
 
 def parse_args(argv=None):
@@ -58,13 +59,21 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=None, help="rows per step (default 8; quick 4)")
     parser.add_argument("--repeats", type=int, default=None, help="timed epochs per mode (default 2; quick 1)")
     parser.add_argument("--warmup-steps", type=int, default=None, help="steps of the warm-up run per mode (default 2)")
-    parser.add_argument("--modes", nargs="+", default=None, choices=["padded", "packed", "grouped"],
-                        help="default padded packed grouped (quick: padded packed); grouped = padded + Trainer's "
-                             "train_sampling_strategy group_by_length (context, not part of the target)")
-    parser.add_argument("--preset", default="tiny", help="MiniMind preset of the fresh model (shape overridden unless "
-                                                         "--preset-shape)")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=None,
+        choices=["padded", "packed", "grouped"],
+        help="default padded packed grouped (quick: padded packed); grouped = padded + Trainer's "
+        "train_sampling_strategy group_by_length (context, not part of the target)",
+    )
+    parser.add_argument(
+        "--preset", default="tiny", help="MiniMind preset of the fresh model (shape overridden unless --preset-shape)"
+    )
     parser.add_argument("--preset-shape", action="store_true", help="keep the preset's own shape")
-    parser.add_argument("--profile", action="store_true", help="profile padded vs packed steps even when the target is met")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile padded vs packed steps even when the target is met"
+    )
     args = parser.parse_args(argv)
     args.modes = args.modes or (["padded", "packed"] if args.quick else ["padded", "packed", "grouped"])
     args.records = args.records or (48 if args.quick else 256)
@@ -119,17 +128,27 @@ def data_stats(path: str, tokenizer, max_length: int, batch: int) -> dict:
 
     def in_loss(dataset) -> int:
         """Labels the shifted loss counts after collation (the budget check: equal in both modes)."""
-        return sum(int((collate([dataset[j] for j in range(i, min(i + batch, len(dataset)))])["labels"][:, 1:] != -100)
-                       .sum()) for i in range(0, len(dataset), batch))
+        return sum(
+            int((collate([dataset[j] for j in range(i, min(i + batch, len(dataset)))])["labels"][:, 1:] != -100).sum())
+            for i in range(0, len(dataset), batch)
+        )
 
     return {
         "supervised_tokens_in_loss": {"padded": in_loss(built), "packed": in_loss(packed)},
-        "records": len(records), "rows": len(built), "dropped": dict(report.dropped), "truncated": report.truncated,
-        "tokens": int(lengths.sum()), "supervised_tokens": supervised,
-        "tokens_per_chat": {p: int(np.percentile(lengths, q)) for p, q in
-                            (("p10", 10), ("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))} | {
-                               "mean": round(float(lengths.mean()), 1)},
-        "padded_steps": -(-len(built) // batch), "packed_rows": packed_rows, "packed_steps": -(-packed_rows // batch),
+        "records": len(records),
+        "rows": len(built),
+        "dropped": dict(report.dropped),
+        "truncated": report.truncated,
+        "tokens": int(lengths.sum()),
+        "supervised_tokens": supervised,
+        "tokens_per_chat": {
+            p: int(np.percentile(lengths, q))
+            for p, q in (("p10", 10), ("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
+        }
+        | {"mean": round(float(lengths.mean()), 1)},
+        "padded_steps": -(-len(built) // batch),
+        "packed_rows": packed_rows,
+        "packed_steps": -(-packed_rows // batch),
         "packed_fill": round(float(lengths.sum()) / (packed_rows * max_length), 4),
     }
 
@@ -144,35 +163,65 @@ def fresh_model_dir(folder: Path, args) -> dict:
 
     tokenizer = load_tokenizer()
     shape = {} if args.preset_shape else MODEL_SHAPE
-    config = preset_config(args.preset, **shape, max_position_embeddings=max(1024, args.max_length),
-                           pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                           eos_token_id=tokenizer.eos_token_id)
+    config = preset_config(
+        args.preset,
+        **shape,
+        max_position_embeddings=max(1024, args.max_length),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     model = common.fresh_model(config, seed=args.seed)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    return {"preset": args.preset, "hidden_size": config.hidden_size, "layers": config.num_hidden_layers,
-            "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}",
-            "intermediate_size": config.intermediate_size, "vocab_size": config.vocab_size,
-            "parameters": common.count_parameters(model)}
+    return {
+        "preset": args.preset,
+        "hidden_size": config.hidden_size,
+        "layers": config.num_hidden_layers,
+        "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}",
+        "intermediate_size": config.intermediate_size,
+        "vocab_size": config.vocab_size,
+        "parameters": common.count_parameters(model),
+    }
 
 
 def run_sft(mode: str, model_dir: Path, data: str, output_dir: Path, args, max_steps: int = -1) -> dict:
     """One in-process run of recipes/sft.yaml; returns what Trainer, run_info and the step clock recorded."""
     with common.step_clock() as clock:
-        run = common.run_recipe(RECIPE, {
-            "model_name_or_path": str(model_dir), "train_files": [data], "eval_files": [],
-            "max_length": args.max_length, "packing": mode == "packed",
-            "train_sampling_strategy": "group_by_length" if mode == "grouped" else "random",
-            "per_device_train_batch_size": args.batch, "gradient_accumulation_steps": 1,
-            "num_train_epochs": 1, "max_steps": max_steps, "activation_checkpointing": False, "torch_compile": False,
-            "output_dir": str(output_dir), "logging_steps": 10_000, "disable_tqdm": True,
-            "include_num_input_tokens_seen": "all", "seed": args.seed, "dataloader_num_workers": 0,
-        })
+        run = common.run_recipe(
+            RECIPE,
+            {
+                "model_name_or_path": str(model_dir),
+                "train_files": [data],
+                "eval_files": [],
+                "max_length": args.max_length,
+                "packing": mode == "packed",
+                "train_sampling_strategy": "group_by_length" if mode == "grouped" else "random",
+                "per_device_train_batch_size": args.batch,
+                "gradient_accumulation_steps": 1,
+                "num_train_epochs": 1,
+                "max_steps": max_steps,
+                "activation_checkpointing": False,
+                "torch_compile": False,
+                "output_dir": str(output_dir),
+                "logging_steps": 10_000,
+                "disable_tqdm": True,
+                "include_num_input_tokens_seen": "all",
+                "seed": args.seed,
+                "dataloader_num_workers": 0,
+            },
+        )
     final, info, loop = common.train_summary(run["state"]), run["run_info"], clock.steady(0)
-    return {"train_runtime_s": final["train_runtime"], "loop_wall_s": loop["seconds"], "loop_cpu_s": loop["cpu_seconds"],
-            "steps": run["state"]["global_step"],
-            "positions": final.get("num_input_tokens_seen"), "supervised_tokens": info["data"]["supervised_tokens"],
-            "loss_first": info["train_loss_first"], "loss_last": info["train_loss_last"]}
+    return {
+        "train_runtime_s": final["train_runtime"],
+        "loop_wall_s": loop["seconds"],
+        "loop_cpu_s": loop["cpu_seconds"],
+        "steps": run["state"]["global_step"],
+        "positions": final.get("num_input_tokens_seen"),
+        "supervised_tokens": info["data"]["supervised_tokens"],
+        "loss_first": info["train_loss_first"],
+        "loss_last": info["train_loss_last"],
+    }
 
 
 OP_CATEGORIES = (  # torch.profiler op name fragments -> where the time goes
@@ -194,7 +243,6 @@ def profile_modes(model_dir: Path, data: str, args, max_batches: int = 12) -> di
     import collections
     import random
 
-    import torch
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM
 
@@ -211,8 +259,9 @@ def profile_modes(model_dir: Path, data: str, args, max_batches: int = 12) -> di
     for mode, dataset in (("padded", rows), ("packed", pack(rows, args.max_length))):
         order = list(range(len(dataset)))
         random.Random(args.seed).shuffle(order)
-        batches = [collate([dataset[j] for j in order[i:i + args.batch]])
-                   for i in range(0, len(order), args.batch)][:max_batches]
+        batches = [collate([dataset[j] for j in order[i : i + args.batch]]) for i in range(0, len(order), args.batch)][
+            :max_batches
+        ]
         model(**batches[0]).loss.backward()  # warm
         with common.quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
             for batch in batches:
@@ -222,13 +271,19 @@ def profile_modes(model_dir: Path, data: str, args, max_batches: int = 12) -> di
         real = sum(int((b["input_ids"] != tokenizer.pad_token_id).sum()) for b in batches)
         spent = collections.Counter()
         for event in prof.key_averages():
-            category = next((name for name, keys in OP_CATEGORIES if any(k in event.key for k in keys)),
-                            "other (norms, rope, masks, elementwise, autograd)")
+            category = next(
+                (name for name, keys in OP_CATEGORIES if any(k in event.key for k in keys)),
+                "other (norms, rope, masks, elementwise, autograd)",
+            )
             spent[category] += event.self_cpu_time_total
-        out[mode] = {"batches": len(batches), "positions": positions, "real_tokens": real,
-                     "mean_row_width": round(positions / sum(b["input_ids"].shape[0] for b in batches), 1),
-                     "us_per_position": {k: round(v / positions, 2) for k, v in spent.most_common()},
-                     "us_per_real_token": round(sum(spent.values()) / real, 2)}
+        out[mode] = {
+            "batches": len(batches),
+            "positions": positions,
+            "real_tokens": real,
+            "mean_row_width": round(positions / sum(b["input_ids"].shape[0] for b in batches), 1),
+            "us_per_position": {k: round(v / positions, 2) for k, v in spent.most_common()},
+            "us_per_real_token": round(sum(spent.values()) / real, 2),
+        }
     return out
 
 
@@ -238,11 +293,13 @@ def explain_profile(prof: dict) -> str:
     for category in a["us_per_position"]:
         x, y = a["us_per_position"][category], b["us_per_position"].get(category, 0.0)
         parts.append(f"{category} {x} -> {y}")
-    return (f"profile, CPU microseconds per computed position, padded -> packed: {'; '.join(parts)}. Per real token: "
-            f"{a['us_per_real_token']} -> {b['us_per_real_token']} (mean row width {a['mean_row_width']} -> "
-            f"{b['mean_row_width']}). Packing removes the padding positions; SDPA on CPU computes the full "
-            "row x row score matrix of a packed row (its block-diagonal mask hides the cross-chat part but does "
-            "not skip it), so attention per position grows with the row length instead of the chat length")
+    return (
+        f"profile, CPU microseconds per computed position, padded -> packed: {'; '.join(parts)}. Per real token: "
+        f"{a['us_per_real_token']} -> {b['us_per_real_token']} (mean row width {a['mean_row_width']} -> "
+        f"{b['mean_row_width']}). Packing removes the padding positions; SDPA on CPU computes the full "
+        "row x row score matrix of a packed row (its block-diagonal mask hides the cross-chat part but does "
+        "not skip it), so attention per position grows with the row length instead of the chat length"
+    )
 
 
 def mode_figures(runs: list[dict], stats: dict, clock: str) -> dict:
@@ -253,10 +310,13 @@ def mode_figures(runs: list[dict], stats: dict, clock: str) -> dict:
     wall = common.median([r["train_runtime_s"] for r in runs])
     positions = runs[0]["positions"]
     return {
-        "clock": clock, "seconds": [round(r[key], 3) for r in runs], "median_seconds": round(seconds, 3),
+        "clock": clock,
+        "seconds": [round(r[key], 3) for r in runs],
+        "median_seconds": round(seconds, 3),
         "train_runtime_s": [round(r["train_runtime_s"], 3) for r in runs],
         "loop_cpu_s": [round(r["loop_cpu_s"], 3) for r in runs],
-        "steps": runs[0]["steps"], "computed_positions": positions,
+        "steps": runs[0]["steps"],
+        "computed_positions": positions,
         "padding_fraction": round(1 - stats["tokens"] / positions, 4) if positions else None,
         "tokens_per_s": round(stats["tokens"] / seconds, 1),
         "supervised_tokens_per_s": round(stats["supervised_tokens"] / seconds, 1),
@@ -287,8 +347,12 @@ def record_figures(result, runs: dict, stats: dict, args) -> float | None:
         in_loss = stats["supervised_tokens_in_loss"]
         if in_loss["padded"] != in_loss["packed"]:
             result.note(f"padded and packed batches put different numbers of labels in the loss: {in_loss}")
-        result.target("packed_vs_padded", f"packed/padded supervised tokens/s (same epoch, {args.clock} clock, "
-                      "paired median)", TARGET, ratio)
+        result.target(
+            "packed_vs_padded",
+            f"packed/padded supervised tokens/s (same epoch, {args.clock} clock, paired median)",
+            TARGET,
+            ratio,
+        )
     if "grouped" in runs and "padded" in runs:
         result["figures"]["grouped_vs_padded_supervised_tokens_per_s"] = paired("grouped")
         if "packed" in runs:
@@ -299,16 +363,17 @@ def record_figures(result, runs: dict, stats: dict, args) -> float | None:
 @common.restores_globals
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    common.setup(args)
+    result = common.start(
+        args,
+        "train",
+        "SFT training throughput through minimind_hf.cli.train: padded vs packed",
+        recipe="recipes/sft.yaml",
+        budget="one epoch over the same records (same samples, same supervised tokens) per timed run",
+    )
     import datasets
 
     from minimind_hf.tokenizer import load_tokenizer
 
-    config = {k: v for k, v in vars(args).items() if k != "out"}
-    config["recipe"] = "recipes/sft.yaml"
-    config["budget"] = "one epoch over the same records (same samples, same supervised tokens) per timed run"
-    result = common.Result("train", "SFT training throughput through minimind_hf.training.cli: padded vs packed",
-                           config)
     work = Path(tempfile.mkdtemp(prefix="bench_train_"))
     old_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = work / "hf_datasets"  # keep Arrow caches out of the user's cache
@@ -339,16 +404,24 @@ def main(argv=None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
     figures = {mode: result["figures"][mode] for mode in runs}
-    result.note(f"clock {args.clock}, torch threads {args.threads}; runs interleaved (padded, packed, packed, "
-                "padded, ...) after one warm-up run per mode; absolute rates are context only on a shared machine")
-    path = result.write(args.out)
-    print(common.table([{"mode": m, "steps": f["steps"], f"{args.clock} s": f["median_seconds"],
-                         "tokens/s": f["tokens_per_s"], "supervised/s": f["supervised_tokens_per_s"],
-                         "samples/s": f["samples_per_s"], "positions/s": f["positions_per_s"],
-                         "padding": f["padding_fraction"]} for m, f in figures.items()]))
-    print(result.summary())
-    print(f"wrote {path}")
-    return result
+    result.note(
+        f"clock {args.clock}, torch threads {args.threads}; runs interleaved (padded, packed, packed, "
+        "padded, ...) after one warm-up run per mode; absolute rates are context only on a shared machine"
+    )
+    rows = [
+        {
+            "mode": m,
+            "steps": f["steps"],
+            f"{args.clock} s": f["median_seconds"],
+            "tokens/s": f["tokens_per_s"],
+            "supervised/s": f["supervised_tokens_per_s"],
+            "samples/s": f["samples_per_s"],
+            "positions/s": f["positions_per_s"],
+            "padding": f["padding_fraction"],
+        }
+        for m, f in figures.items()
+    ]
+    return common.finish(result, args, rows)
 
 
 if __name__ == "__main__":

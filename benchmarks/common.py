@@ -61,8 +61,15 @@ def cuda_devices() -> list[dict]:
     out = []
     for i in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(i)
-        out.append({"index": i, "name": props.name, "capability": f"{props.major}.{props.minor}",
-                    "memory_gib": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count})
+        out.append(
+            {
+                "index": i,
+                "name": props.name,
+                "capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1),
+                "multiprocessors": props.multi_processor_count,
+            }
+        )
     return out
 
 
@@ -87,18 +94,24 @@ def machine() -> dict:
     return info
 
 
-def versions() -> dict:
+PACKAGES = ("minimind-hf", "torch", "transformers", "datasets", "trl", "accelerate", "tokenizers", "flash-attn")
+
+
+def versions(packages: tuple[str, ...] = PACKAGES, cuda_runtime: bool = True) -> dict:
+    """Python and each of ``packages`` (None when not installed), in that order; then torch's
+    CUDA runtime unless ``cuda_runtime`` is false (that one imports torch)."""
     import importlib.metadata as metadata
 
-    import torch
-
     out = {"python": platform.python_version()}
-    for name in ("minimind-hf", "torch", "transformers", "datasets", "trl", "accelerate", "tokenizers", "flash-attn"):
+    for name in packages:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
-    out["cuda_runtime"] = torch.version.cuda
+    if cuda_runtime:
+        import torch
+
+        out["cuda_runtime"] = torch.version.cuda
     return out
 
 
@@ -124,13 +137,49 @@ def base_parser(name: str, doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="toy sizes (seconds): for smoke tests")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for <name>.json (default benchmarks/results)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
-                        help="what ratios are computed from: process CPU time or wall time (auto: cpu with one "
-                             "CPU thread and no CUDA, else wall); both are recorded")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a shared machine OpenMP threads that wait for a busy "
-                             "core make timings erratic; 0 = torch's default)")
+    parser.add_argument(
+        "--clock",
+        default="auto",
+        choices=["auto", "cpu", "wall"],
+        help="what ratios are computed from: process CPU time or wall time (auto: cpu with one "
+        "CPU thread and no CUDA, else wall); both are recorded",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared machine OpenMP threads that wait for a busy "
+        "core make timings erratic; 0 = torch's default)",
+    )
     return parser
+
+
+def round_options(
+    parser: argparse.ArgumentParser, repeats: tuple[int, int], min_sample: tuple[float, float], warmup: tuple[int, int]
+) -> Callable[[argparse.Namespace], argparse.Namespace]:
+    """``--repeats``, ``--min-sample`` and ``--warmup`` of an ``interleaved`` timing, each given as
+    (default, default with ``--quick``). Returns what fills in the defaults of parsed arguments."""
+
+    def hint(default, quick) -> str:
+        return f"(default {default})" if default == quick else f"(default {default}; quick {quick})"
+
+    parser.add_argument("--repeats", type=int, default=None, help=f"timed rounds {hint(*repeats)}")
+    parser.add_argument(
+        "--min-sample",
+        type=float,
+        default=None,
+        help=f"seconds of back-to-back calls per timed sample {hint(*min_sample)}",
+    )
+    parser.add_argument("--warmup", type=int, default=None, help=f"discarded rounds {hint(*warmup)}")
+
+    def resolve(args: argparse.Namespace) -> argparse.Namespace:
+        pick = 1 if args.quick else 0
+        args.repeats = args.repeats or repeats[pick]
+        args.min_sample = args.min_sample if args.min_sample is not None else min_sample[pick]
+        args.warmup = args.warmup if args.warmup is not None else warmup[pick]
+        return args
+
+    return resolve
 
 
 def restores_globals(main: Callable) -> Callable:
@@ -146,16 +195,24 @@ def restores_globals(main: Callable) -> Callable:
         import transformers
 
         env = {k: os.environ.get(k) for k in ("TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-        state = (torch.get_num_threads(), transformers.logging.get_verbosity(),
-                 transformers.utils.logging.is_progress_bar_enabled(), datasets.logging.get_verbosity(),
-                 datasets.is_progress_bar_enabled())
+        state = (
+            torch.get_num_threads(),
+            transformers.logging.get_verbosity(),
+            transformers.utils.logging.is_progress_bar_enabled(),
+            datasets.logging.get_verbosity(),
+            datasets.is_progress_bar_enabled(),
+        )
         try:
             return main(*args, **kwargs)
         finally:
             threads, tf_level, tf_bars, ds_level, ds_bars = state
             torch.set_num_threads(threads)
             transformers.logging.set_verbosity(tf_level)
-            (transformers.utils.logging.enable_progress_bar if tf_bars else transformers.utils.logging.disable_progress_bar)()
+            (
+                transformers.utils.logging.enable_progress_bar
+                if tf_bars
+                else transformers.utils.logging.disable_progress_bar
+            )()
             datasets.logging.set_verbosity(ds_level)
             (datasets.enable_progress_bars if ds_bars else datasets.disable_progress_bars)()
             for key, value in env.items():
@@ -206,9 +263,16 @@ class Result(dict):
 
     def target(self, name: str, metric: str, threshold: float, measured: float | None, higher_is_better: bool = True):
         met = None if measured is None else (measured >= threshold if higher_is_better else measured <= threshold)
-        self["targets"].append({"name": name, "metric": metric, "threshold": threshold,
-                                "measured": None if measured is None else round(measured, 4),
-                                "higher_is_better": higher_is_better, "target_met": met})
+        self["targets"].append(
+            {
+                "name": name,
+                "metric": metric,
+                "threshold": threshold,
+                "measured": None if measured is None else round(measured, 4),
+                "higher_is_better": higher_is_better,
+                "target_met": met,
+            }
+        )
         return met
 
     def note(self, text: str) -> None:
@@ -232,7 +296,9 @@ class Result(dict):
         for t in self["targets"]:
             verdict = {True: "MET", False: "MISSED", None: "n/a"}[t["target_met"]]
             sign = ">=" if t["higher_is_better"] else "<="
-            lines.append(f"  target {t['name']}: {t['metric']} {sign} {t['threshold']} -> measured {t['measured']} [{verdict}]")
+            lines.append(
+                f"  target {t['name']}: {t['metric']} {sign} {t['threshold']} -> measured {t['measured']} [{verdict}]"
+            )
         lines.append(f"  load average start {self['load_average']['start']} end {self['load_average']['end']}")
         return "\n".join(lines)
 
@@ -260,6 +326,29 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+def options(args) -> dict:
+    """Every command-line option but ``--out``: what a result records as its ``config``."""
+    return {k: v for k, v in vars(args).items() if k != "out"}
+
+
+def start(args, name: str, description: str, **config) -> Result:
+    """``setup(args)``, then the benchmark's Result, its ``config`` = ``options(args)`` (taken after
+    setup, so ``--clock auto`` is recorded as resolved) followed by ``config``."""
+    setup(args)
+    return Result(name, description, {**options(args), **config})
+
+
+def finish(result: Result, args, rows: list[dict] | None = None) -> Result:
+    """The end of every benchmark's ``main``: write the result into ``args.out``, print the table of
+    ``rows`` (when given), the summary and the file written; returns ``result``."""
+    path = result.write(args.out)
+    if rows is not None:
+        print(table(rows))
+    print(result.summary())
+    print(f"wrote {path}")
+    return result
 
 
 # ----------------------------------------------------------------------------- timing
@@ -306,8 +395,14 @@ def cycle(fns: list[Callable[[], object]]) -> Callable[[], object]:
     return lambda: next(it)()
 
 
-def interleaved(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
-                min_sample_s: float = 0.0, clock: str = "wall", calls_multiple: int = 1) -> Timings:
+def interleaved(
+    runs: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 1,
+    min_sample_s: float = 0.0,
+    clock: str = "wall",
+    calls_multiple: int = 1,
+) -> Timings:
     """Seconds per call of each run, interleaved so drifting load hits all alike.
 
     Every round runs all candidates once; the order alternates between rounds (A B, B A, ...)
@@ -353,24 +448,35 @@ def ratio_spread(times: dict[str, list[float]], ours: str, theirs: str) -> dict:
         q1, q3 = q[0], q[2]
     else:
         q1, q3 = ratios[0], ratios[-1]
-    return {"median": round(median(ratios), 4), "q1": round(q1, 4), "q3": round(q3, 4),
-            "best_of": round(min(times[theirs]) / min(times[ours]), 4),
-            "rounds": [round(r, 4) for r in ratios]}
+    return {
+        "median": round(median(ratios), 4),
+        "q1": round(q1, 4),
+        "q3": round(q3, 4),
+        "best_of": round(min(times[theirs]) / min(times[ours]), 4),
+        "rounds": [round(r, 4) for r in ratios],
+    }
 
 
 def compare(times: Timings, ours: str, theirs: str, units: float) -> dict:
     """Rates (``units`` per second) of both sides on both clocks, and the paired ratio ours/theirs
     (from times: theirs_time / ours_time) on the chosen clock (``ratio``) and on the wall clock."""
+
     def rate(clock: dict, name: str) -> float:
         return round(units / median(clock[name]), 2)
 
     return {
-        "clock": times.clock, "calls_per_sample": times.calls_per_sample,
-        "ours_per_s": rate(times, ours), "theirs_per_s": rate(times, theirs),
-        "ours_per_wall_s": rate(times.wall, ours), "theirs_per_wall_s": rate(times.wall, theirs),
-        "ratio": ratio_spread(times, ours, theirs), "ratio_wall": ratio_spread(times.wall, ours, theirs),
-        "seconds": {"wall": {k: [round(t, 6) for t in times.wall[k]] for k in (ours, theirs)},
-                    "cpu": {k: [round(t, 6) for t in times.cpu[k]] for k in (ours, theirs)}},
+        "clock": times.clock,
+        "calls_per_sample": times.calls_per_sample,
+        "ours_per_s": rate(times, ours),
+        "theirs_per_s": rate(times, theirs),
+        "ours_per_wall_s": rate(times.wall, ours),
+        "theirs_per_wall_s": rate(times.wall, theirs),
+        "ratio": ratio_spread(times, ours, theirs),
+        "ratio_wall": ratio_spread(times.wall, ours, theirs),
+        "seconds": {
+            "wall": {k: [round(t, 6) for t in times.wall[k]] for k in (ours, theirs)},
+            "cpu": {k: [round(t, 6) for t in times.cpu[k]] for k in (ours, theirs)},
+        },
     }
 
 
@@ -379,8 +485,10 @@ def aa_verdict(ratio: float, aa: dict, threshold: float) -> str | None:
     differ from each other (the A/A control), the miss is below the measurement floor."""
     floor = abs(1 - aa["median"])
     if ratio < threshold and threshold - ratio <= floor:
-        return (f"missed by {threshold - ratio:.4f}, no more than the A/A control (our model vs separately allocated "
-                f"copies of itself: ratio {aa['median']}) differs from 1: below this machine's measurement floor")
+        return (
+            f"missed by {threshold - ratio:.4f}, no more than the A/A control (our model vs separately allocated "
+            f"copies of itself: ratio {aa['median']}) differs from 1: below this machine's measurement floor"
+        )
     return None
 
 
@@ -405,10 +513,12 @@ def module_calls(fn: Callable[[], object]) -> dict[str, int]:
         cls = type(module).__name__
         for prefix in ("MiniMind", "Qwen3Moe", "Qwen3", "Llama"):
             if cls.startswith(prefix) and len(cls) > len(prefix):
-                return "*" + cls[len(prefix):]
+                return "*" + cls[len(prefix) :]
         return cls
 
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda module, args: counts.update([name(module)]))
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: counts.update([name(module)])
+    )
     try:
         fn()
     finally:
@@ -447,18 +557,28 @@ def profile_pair(ours: Callable[[], object], theirs: Callable[[], object], steps
                 fn()
             wall = (time.perf_counter() - start) / steps
         events = {e.key: (e.count / steps, e.self_cpu_time_total / steps) for e in prof.key_averages()}
-        sides[name] = {"wall_ms": wall * 1e3, "ops": events,
-                       "op_calls": sum(c for c, _ in events.values()),
-                       "op_self_ms": sum(t for _, t in events.values()) / 1e3,
-                       "modules": module_calls(fn)}
+        sides[name] = {
+            "wall_ms": wall * 1e3,
+            "ops": events,
+            "op_calls": sum(c for c, _ in events.values()),
+            "op_self_ms": sum(t for _, t in events.values()) / 1e3,
+            "modules": module_calls(fn),
+        }
     a, b = sides["ours"], sides["theirs"]
     keys = set(a["ops"]) | set(b["ops"])
     diff = []
     for key in keys:
         (ca, ta), (cb, tb) = a["ops"].get(key, (0, 0.0)), b["ops"].get(key, (0, 0.0))
-        diff.append({"op": key, "calls_ours": round(ca, 1), "calls_theirs": round(cb, 1),
-                     "self_ms_ours": round(ta / 1e3, 3), "self_ms_theirs": round(tb / 1e3, 3),
-                     "delta_ms": round((ta - tb) / 1e3, 3)})
+        diff.append(
+            {
+                "op": key,
+                "calls_ours": round(ca, 1),
+                "calls_theirs": round(cb, 1),
+                "self_ms_ours": round(ta / 1e3, 3),
+                "self_ms_theirs": round(tb / 1e3, 3),
+                "delta_ms": round((ta - tb) / 1e3, 3),
+            }
+        )
     diff.sort(key=lambda d: -abs(d["delta_ms"]))
     modules = sorted(set(a["modules"]) | set(b["modules"]))
     module_delta = {m: a["modules"].get(m, 0) - b["modules"].get(m, 0) for m in modules}
@@ -481,13 +601,17 @@ def explain_profile(prof: dict) -> str:
     different = [d["op"] for d in prof["ops_with_different_call_counts"]]
     hint = ""
     if {"Dropout", "Identity"} & set(prof["module_calls_ours_minus_theirs"]):
-        hint = ("; the extra Dropout (p=0: a no-op) and Identity (q/k norm off) module calls are pure Python "
-                "overhead that is ours to remove in modeling_minimind.py (call them only when dropout > 0 / "
-                "qk_norm): see docs/PERFORMANCE.md, 'Recommended model-code change'")
-    return (f"profile ({prof['steps']} steps, profiler on): wall {a['wall_ms']:.2f} vs {b['wall_ms']:.2f} ms per call "
-            f"({wall:+.2f} ms), operator self time {a['op_self_ms']:.2f} vs {b['op_self_ms']:.2f} ms ({ops:+.2f} ms); "
-            f"module calls {prof['module_calls_total']['ours']} vs {prof['module_calls_total']['theirs']} "
-            f"(ours minus theirs: {extra}); ops with different call counts: {', '.join(different) or 'none'}" + hint)
+        hint = (
+            "; the extra Dropout (p=0: a no-op) and Identity (q/k norm off) module calls are pure Python "
+            "overhead that is ours to remove in modeling_minimind.py (call them only when dropout > 0 / "
+            "qk_norm): see docs/PERFORMANCE.md, 'Recommended model-code change'"
+        )
+    return (
+        f"profile ({prof['steps']} steps, profiler on): wall {a['wall_ms']:.2f} vs {b['wall_ms']:.2f} ms per call "
+        f"({wall:+.2f} ms), operator self time {a['op_self_ms']:.2f} vs {b['op_self_ms']:.2f} ms ({ops:+.2f} ms); "
+        f"module calls {prof['module_calls_total']['ours']} vs {prof['module_calls_total']['theirs']} "
+        f"(ours minus theirs: {extra}); ops with different call counts: {', '.join(different) or 'none'}" + hint
+    )
 
 
 # ----------------------------------------------------------------------------- models
@@ -509,7 +633,7 @@ def oracle_for(model, attn: str = "sdpa"):
     """transformers' own Llama / Qwen3 class holding exactly the weights of ``model``."""
     from transformers import LlamaForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
 
-    from minimind_hf.native import native_config, to_native_state_dict
+    from minimind_hf.export.native import native_config, to_native_state_dict
 
     config = native_config(model.config)
     cls = {"llama": LlamaForCausalLM, "qwen3": Qwen3ForCausalLM, "qwen3_moe": Qwen3MoeForCausalLM}[config.model_type]
@@ -537,7 +661,7 @@ def count_parameters(model) -> dict:
 
 
 def run_recipe(recipe: str | Path, overrides: dict, keep_output: bool = False) -> dict:
-    """Run a recipe in this process through ``minimind_hf.training.cli.main`` (the code path of
+    """Run a recipe in this process through ``minimind_hf.cli.train.main`` (the code path of
     ``scripts/train.py``), with ``--key value`` overrides; output_dir must be among them.
 
     Returns ``{"state": trainer_state.json, "run_info": run_info.json, "log": captured output}``.
@@ -546,7 +670,7 @@ def run_recipe(recipe: str | Path, overrides: dict, keep_output: bool = False) -
     import io
     import shutil
 
-    from minimind_hf.training.cli import main as train_main
+    from minimind_hf.cli.train import main as train_main
 
     argv = [str(recipe)]
     for key, value in overrides.items():
@@ -557,8 +681,11 @@ def run_recipe(recipe: str | Path, overrides: dict, keep_output: bool = False) -
     if code != 0:
         raise RuntimeError(f"{recipe} failed with code {code}:\n{log.getvalue()[-3000:]}")
     output_dir = Path(overrides["output_dir"])
-    out = {"state": json.loads((output_dir / "trainer_state.json").read_text()),
-           "run_info": json.loads((output_dir / "run_info.json").read_text()), "log": log.getvalue()}
+    out = {
+        "state": json.loads((output_dir / "trainer_state.json").read_text()),
+        "run_info": json.loads((output_dir / "run_info.json").read_text()),
+        "log": log.getvalue(),
+    }
     if not keep_output:
         shutil.rmtree(output_dir, ignore_errors=True)
     return out
@@ -589,7 +716,9 @@ def step_clock():
 
         def mark(self, state):
             sync()
-            self.marks.append((time.perf_counter(), time.process_time(), state.num_input_tokens_seen, state.global_step))
+            self.marks.append(
+                (time.perf_counter(), time.process_time(), state.num_input_tokens_seen, state.global_step)
+            )
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.marks.clear()
@@ -603,9 +732,15 @@ def step_clock():
             if len(self.marks) <= skip + 1:
                 raise RuntimeError(f"only {len(self.marks) - 1} steps recorded; need more than {skip}")
             (t0, c0, n0, s0), (t1, c1, n1, s1) = self.marks[skip], self.marks[-1]
-            step_times = [b[0] - a[0] for a, b in zip(self.marks[skip:], self.marks[skip + 1:])]
-            return {"steps": s1 - s0, "tokens": n1 - n0, "seconds": t1 - t0, "cpu_seconds": c1 - c0,
-                    "tokens_per_s": (n1 - n0) / (t1 - t0), "median_step_s": median(step_times)}
+            step_times = [b[0] - a[0] for a, b in zip(self.marks[skip:], self.marks[skip + 1 :])]
+            return {
+                "steps": s1 - s0,
+                "tokens": n1 - n0,
+                "seconds": t1 - t0,
+                "cpu_seconds": c1 - c0,
+                "tokens_per_s": (n1 - n0) / (t1 - t0),
+                "median_step_s": median(step_times),
+            }
 
     clock = StepClock()
     trainer_module.DEFAULT_CALLBACKS.append(clock)

@@ -1,7 +1,7 @@
 """Training curves (loss, learning rate, grad norm) from a run's `trainer_state.json`.
 
     plot_training("out/sft")            -> out/sft/training_curves.png
-    python scripts/plot.py out/sft
+    python scripts/plot.py out/sft      (= minimind-plot out/sft)
 
 Uses matplotlib's object API on an Agg canvas (no pyplot, no display, no global state), so it
 is safe at the end of a training run, in threads and on headless machines.
@@ -9,7 +9,6 @@ is safe at the end of a training run, in threads and on headless machines.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -29,13 +28,15 @@ def find_trainer_state(path: str | Path) -> Path:
     if (path / STATE_FILE).is_file():
         return path / STATE_FILE
     checkpoints = sorted(
-        (int(p.name.split("-")[-1]), p) for p in path.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-        and (p / STATE_FILE).is_file()
+        (int(p.name.split("-")[-1]), p)
+        for p in path.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / STATE_FILE).is_file()
     )
     if checkpoints:
         return checkpoints[-1][1] / STATE_FILE
-    raise FileNotFoundError(f"no {STATE_FILE} in {path} (nor in a checkpoint-*/ folder under it): "
-                            "is this a training output_dir?")
+    raise FileNotFoundError(
+        f"no {STATE_FILE} in {path} (nor in a checkpoint-*/ folder under it): is this a training output_dir?"
+    )
 
 
 def _series(history: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -91,13 +92,53 @@ def plot_training(output_dir: str | Path, output: str | Path | None = None) -> P
     return target
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Plot loss / learning rate / grad norm from trainer_state.json.")
-    p.add_argument("output_dir", help="a training output_dir (or a trainer_state.json file)")
-    p.add_argument("--output", default=None, help=f"PNG path (default: OUTPUT_DIR/{DEFAULT_NAME})")
-    args = p.parse_args(argv)
-    try:
-        path = plot_training(args.output_dir, args.output)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    print(path)
+RL_CURVES = "rl_curves.png"
+
+
+def plot_rl_curves(output_dir: str, history: list[dict]) -> Path:
+    """rl_curves.png: mean reward per function, KL, completion length, clip ratios per logged step."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [
+        (
+            "rewards",
+            [
+                k
+                for k in dict.fromkeys(k for h in history for k in h)
+                if k.startswith("rewards/") and k.endswith("/mean")
+            ]
+            + ["reward"],
+        ),
+        ("KL to the reference", ["kl"]),
+        ("completion length (tokens)", ["completions/mean_length"]),
+        ("clip ratio", ["clip_ratio/region_mean", "cispo_clip_ratio", "completions/clipped_ratio"]),
+    ]
+    fig = Figure(figsize=(16, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    plotted = 0
+    for ax, (title, keys) in zip(fig.subplots(1, len(panels)), panels):
+        for key in keys:
+            points = [
+                (h["step"], h[key])
+                for h in history
+                if isinstance(h.get(key), (int, float)) and "step" in h and "train_runtime" not in h
+            ]
+            if points:
+                ax.plot(*zip(*points), marker="." if len(points) < 30 else None, label=key)
+                plotted += 1
+        if ax.lines:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if not plotted:
+        raise ValueError("no RL metrics were logged (a run shorter than logging_steps?)")
+    target = Path(output_dir) / RL_CURVES
+    fig.savefig(target)
+    return target
+
+
+plot_rl_curves.figure = "RL curves"

@@ -67,14 +67,19 @@ SPECIAL_TOKENS = [
 
 # How a reply splits into reasoning / content / tool calls, in transformers' `response_template`
 # form (`tokenizer.parse_response`, which TRL's tool loop calls): the ChatML + Qwen3 layout our
-# template writes, so it is the same parse as serving.parsing's.
+# template writes, so it is the same parse as minimind_hf.parsing's.
 RESPONSE_TEMPLATE = {
     "defaults": {"role": "assistant"},
     "start_anchor": f"{BOS_TOKEN}assistant\n",
     "fields": {
         "reasoning_content": {"open": THINK_START, "close_pattern": r"</think>\s*", "content": "text"},
-        "tool_calls": {"open": TOOL_CALL_START, "close_pattern": r"</tool_call>\s*", "repeats": True,
-                       "content": "json", "transform": {"type": "function", "function": "{content}"}},
+        "tool_calls": {
+            "open": TOOL_CALL_START,
+            "close_pattern": r"</tool_call>\s*",
+            "repeats": True,
+            "content": "json",
+            "transform": {"type": "function", "function": "{content}"},
+        },
         "content": {"close_pattern": r"<\|im_end\|>\s*", "content": "text"},
     },
 }
@@ -274,8 +279,11 @@ def make_tokenizer_config_portable(path: str | Path) -> None:
     config = json.loads(path.read_text(encoding="utf-8"))
     if config.get("tokenizer_class") in (None, "TokenizersBackend"):
         config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
-    named = {key: value for key, value in config.items()
-             if key.endswith("_token") and key not in _STANDARD_SPECIAL_KEYS and isinstance(value, str)}
+    named = {
+        key: value
+        for key, value in config.items()
+        if key.endswith("_token") and key not in _STANDARD_SPECIAL_KEYS and isinstance(value, str)
+    }
     extra = config.get("extra_special_tokens")
     if named and not extra:
         config["extra_special_tokens"] = named

@@ -9,6 +9,7 @@ of a model folder in this package goes through `load_pretrained`, which refuses 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,12 +22,14 @@ class ModelLoadError(ValueError):
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Side files next to a model folder's weights: how it was trained / where it was imported from.
+# The folder that holds the minimind_hf package: in a source checkout, also recipes/ and scripts/.
+CHECKOUT_ROOT = Path(__file__).resolve().parents[1]
 RUN_INFO_FILE = "run_info.json"  # written by scripts/train.py
 CONVERSION_INFO_FILE = "conversion_info.json"  # written by scripts/convert_checkpoint.py
 
 
 def resolve_dtype(dtype: str | torch.dtype | None):
-    """"auto" / None pass through (the folder's own dtype); names map to torch dtypes."""
+    """ "auto" / None pass through (the folder's own dtype); names map to torch dtypes."""
     if dtype is None or dtype == "auto" or isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
@@ -58,7 +61,9 @@ def load_pretrained(path: str | Path, auto_class=None, allow_new: tuple[str, ...
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         keys = sorted(str(k) for k in info.get(kind) or () if not str(k).startswith(allow_new or ("\0",)))
         if keys:
-            problems.append(f"{kind.replace('_', ' ')} ({len(keys)}): {', '.join(keys[:8])}" + (" ..." if len(keys) > 8 else ""))
+            problems.append(
+                f"{kind.replace('_', ' ')} ({len(keys)}): {', '.join(keys[:8])}" + (" ..." if len(keys) > 8 else "")
+            )
     if info.get("error_msgs"):
         problems.append("errors: " + "; ".join(map(str, info["error_msgs"]))[:500])
     if problems:
@@ -77,7 +82,9 @@ def _check_readable(folder: Path) -> None:
             try:
                 json.loads(file.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise ModelLoadError(f"{file} is not valid JSON ({error}); the file is damaged or half-written") from error
+                raise ModelLoadError(
+                    f"{file} is not valid JSON ({error}); the file is damaged or half-written"
+                ) from error
     from safetensors import safe_open
 
     for file in sorted(folder.glob("*.safetensors")):
@@ -102,8 +109,16 @@ def is_vlm(model_or_config) -> bool:
     return getattr(config, "model_type", None) == "minimind-v" or getattr(config, "vision_config", None) is not None
 
 
-__all__ = ["CONVERSION_INFO_FILE", "DTYPES", "RUN_INFO_FILE", "ModelLoadError", "is_vlm", "load_pretrained",
-           "resolve_dtype", "set_generation_defaults"]
+__all__ = [
+    "CONVERSION_INFO_FILE",
+    "DTYPES",
+    "RUN_INFO_FILE",
+    "ModelLoadError",
+    "is_vlm",
+    "load_pretrained",
+    "resolve_dtype",
+    "set_generation_defaults",
+]
 
 
 def import_attribute(spec: str, what: str) -> Callable:
@@ -125,3 +140,10 @@ def import_attribute(spec: str, what: str) -> Callable:
     if not callable(target):
         raise ValueError(f"{what} {spec!r}: {attribute!r} is not callable")
     return target
+
+
+def print_main(*lines: str) -> None:
+    """Print (flushed) on the main process only: under `accelerate launch` every rank runs the same
+    code, and a report printed once per rank says nothing more. RANK is set by the launcher."""
+    if os.environ.get("RANK", "0") == "0":
+        print(*lines, sep="\n", flush=True)

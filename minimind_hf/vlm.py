@@ -60,5 +60,7 @@ def build_vlm(
     else:
         image_processor = default_image_processor(vision)
     model.generation_config = llm.generation_config
-    processor = MiniMindVProcessor(image_processor=image_processor, tokenizer=tokenizer, image_seq_length=config.image_seq_length)
+    processor = MiniMindVProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_length=config.image_seq_length
+    )
     return model, processor

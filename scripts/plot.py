@@ -1,10 +1,7 @@
 #!/usr/bin/env python
-"""Loss / learning-rate / grad-norm curves from a training run's trainer_state.json.
+"""Loss / learning-rate / grad-norm curves of a run: `python scripts/plot.py OUTPUT_DIR` (= minimind-plot)."""
 
-    python scripts/plot.py OUTPUT_DIR [--output curves.png]
-"""
-
-from minimind_hf.plotting import main
+from minimind_hf.cli.plot import main
 
 if __name__ == "__main__":
     main()

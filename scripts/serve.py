@@ -1,11 +1,7 @@
 #!/usr/bin/env python
-"""OpenAI-compatible server (FastAPI + uvicorn), loopback by default; MiniMind-V folders take
-images as data-URL `image_url` content parts.
+"""OpenAI-compatible server, loopback by default: `python scripts/serve.py MODEL` (= minimind-serve)."""
 
-    python scripts/serve.py MODEL [--host 127.0.0.1] [--port 8000] [--model-name NAME]
-"""
-
-from minimind_hf.serving.server import main
+from minimind_hf.cli.serve import main
 
 if __name__ == "__main__":
     main()

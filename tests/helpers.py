@@ -2,21 +2,14 @@
 
 import torch
 
-from minimind_hf import MiniMindConfig, MiniMindForCausalLM
+from minimind_hf import MiniMindConfig, MiniMindForCausalLM, preset_config
 
-TINY = dict(
-    vocab_size=128,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-)
+# The "tiny" preset (64 wide, 2 layers, 4 heads / 2 kv heads) with a small vocabulary and context.
+TINY = dict(vocab_size=128, intermediate_size=96, max_position_embeddings=256)
 
 
 def tiny_config(**overrides) -> MiniMindConfig:
-    return MiniMindConfig(**{**TINY, **overrides})
+    return preset_config("tiny", **{**TINY, **overrides})
 
 
 @torch.no_grad()

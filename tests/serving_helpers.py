@@ -145,8 +145,13 @@ def free_port() -> int:
 
 def child_env() -> dict:
     # One intra-op thread per child: the machine is small and shared; tiny models gain nothing from more.
-    return {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -177,8 +182,14 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 def start_script(script: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "scripts" / script), *args], cwd=REPO, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / script), *args],
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 class PipeReader:

@@ -13,9 +13,12 @@ from safetensors.torch import load_file, save_file
 
 import minimind_hf  # noqa: F401
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM, preset_config
+from minimind_hf.cli.train import main
+from minimind_hf.data.sources import resolve_sources
 from minimind_hf.tokenizer import load_tokenizer
-from minimind_hf.training import common
-from minimind_hf.training.cli import main, parse
+from minimind_hf.training import data as training_data
+from minimind_hf.training.finish import resolve_resume
+from minimind_hf.training.recipe import parse
 from minimind_hf.utils import ModelLoadError, load_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,15 +47,16 @@ def run(argv, capsys) -> tuple[int, str]:
 @pytest.fixture
 def no_heavy_work(monkeypatch):
     """Fail the test if data loading or model building starts: validation must come first."""
+
     def forbidden(*args, **kwargs):
         raise AssertionError("heavy work started before the recipe was validated")
 
-    monkeypatch.setattr(common, "load_split", forbidden)
-    monkeypatch.setattr(common, "build_model", forbidden)
-    from minimind_hf.training import stages
+    from minimind_hf.training import dpo, grpo, loading, text
 
-    monkeypatch.setattr(stages, "build_model", forbidden)
-    monkeypatch.setattr(stages, "load_split", forbidden)
+    monkeypatch.setattr(training_data, "load_split", forbidden)
+    monkeypatch.setattr(training_data, "load_rl_split", forbidden)
+    for module in (loading, text, dpo, grpo):
+        monkeypatch.setattr(module, "build_model", forbidden)
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -63,8 +67,8 @@ def test_a_single_path_string_is_one_file_not_its_characters(tmp_path):
     data.write_text('{"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
     inputs = parse(SFT, ["--train_files", str(data), "--eval_files", str(data)])
     assert inputs.data_args.train_files == [str(data)] and inputs.data_args.eval_files == [str(data)]
-    assert common.resolve_sources(str(data), seed=0) == [str(data)]  # also when called with a bare string
-    records, report = common.load_split(inputs.data_args, inputs.data_args.train_files, "sft", seed=0)
+    assert resolve_sources(str(data), seed=0) == [str(data)]  # also when called with a bare string
+    records, report = training_data.load_split(inputs.data_args, inputs.data_args.train_files, "sft", seed=0)
     assert len(records) == 1 and list(report.files) == [str(data)]
 
 
@@ -92,7 +96,10 @@ def test_yaml_syntax_error_has_line_and_column(tmp_path, capsys, no_heavy_work):
     "overrides, words",
     [
         (["--model_config", "{hiden_size: 64}"], ["unknown key(s) hiden_size", "did you mean hidden_size"]),
-        (["--model_config", "{hidden_size: 66, num_attention_heads: 4}"], ["hidden_size (66) must be a multiple of num_attention_heads (4)"]),
+        (
+            ["--model_config", "{hidden_size: 66, num_attention_heads: 4}"],
+            ["hidden_size (66) must be a multiple of num_attention_heads (4)"],
+        ),
         (["--model_config", "{num_hidden_layers: -1}"], ["num_hidden_layers must be a positive integer, got -1"]),
         (["--model_config", "{num_attention_heads: 6, num_key_value_heads: 4}"], ["multiple of num_key_value_heads"]),
         (["--model_config", "{dtype: float33}"], ["dtype 'float33' is not one of float32"]),
@@ -135,8 +142,25 @@ def test_missing_files_and_other_problems_are_reported_together(tmp_path, capsys
 def test_inputs_with_no_usable_record_say_which_file_and_why(content, words, streaming, model_dir, tmp_path, capsys):
     data = tmp_path / "data.jsonl"
     data.write_text(content)
-    code, err = run([SFT, "--model_name_or_path", model_dir, "--train_files", data, "--eval_files", "[]",
-                     "--skip_invalid", "true", "--streaming", streaming, "--output_dir", tmp_path / "out", *FAST], capsys)
+    code, err = run(
+        [
+            SFT,
+            "--model_name_or_path",
+            model_dir,
+            "--train_files",
+            data,
+            "--eval_files",
+            "[]",
+            "--skip_invalid",
+            "true",
+            "--streaming",
+            streaming,
+            "--output_dir",
+            tmp_path / "out",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 2 and str(data) in err
     for word in words:
         assert word in err
@@ -171,10 +195,10 @@ def test_a_config_with_more_layers_than_the_weights_is_refused(model_dir, tmp_pa
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="model.layers.2.self_attn.q_proj.weight"):
         load_pretrained(folder)
-    from test_export import _export_script
+    from minimind_hf.cli import export as export_cli
 
     with pytest.raises(SystemExit) as exited:
-        _export_script().main([str(folder), str(tmp_path / "export")])
+        export_cli.main([str(folder), str(tmp_path / "export")])
     assert exited.value.code == 2
     assert "model.layers.2" in capsys.readouterr().err
 
@@ -196,11 +220,11 @@ def test_auto_resume_skips_a_half_written_newest_checkpoint(tmp_path, capsys):
         save_file(weights, str(folder / "model.safetensors"))
         (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     (tmp_path / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4, "log_hist')  # killed mid-write
-    assert common.resolve_resume("auto", str(tmp_path)) == str(tmp_path / "checkpoint-2")
+    assert resolve_resume("auto", str(tmp_path)) == str(tmp_path / "checkpoint-2")
     assert "checkpoint-4 (trainer_state.json is half-written)" in capsys.readouterr().out
     data = (tmp_path / "checkpoint-2" / "model.safetensors").read_bytes()
     (tmp_path / "checkpoint-2" / "model.safetensors").write_bytes(data[:-4])  # truncated weights: not resumable
-    assert common.resolve_resume("auto", str(tmp_path)) is None
+    assert resolve_resume("auto", str(tmp_path)) is None
 
 
 def test_streaming_report_counts_each_record_once_over_several_passes(model_dir, tmp_path, capsys):
@@ -208,9 +232,32 @@ def test_streaming_report_counts_each_record_once_over_several_passes(model_dir,
     data = tmp_path / "data.jsonl"
     data.write_text("\n".join([json.dumps(good)] * 3 + ['{"conversations": []}']) + "\n")
     out = tmp_path / "out"
-    code, _ = run([SFT, "--model_name_or_path", model_dir, "--train_files", data, "--eval_files", "[]", "--streaming",
-                   "true", "--skip_invalid", "true", "--output_dir", out, "--max_steps", "6",
-                   "--per_device_train_batch_size", "2", "--max_length", "64", "--disable_tqdm", "true"], capsys)
+    code, _ = run(
+        [
+            SFT,
+            "--model_name_or_path",
+            model_dir,
+            "--train_files",
+            data,
+            "--eval_files",
+            "[]",
+            "--streaming",
+            "true",
+            "--skip_invalid",
+            "true",
+            "--output_dir",
+            out,
+            "--max_steps",
+            "6",
+            "--per_device_train_batch_size",
+            "2",
+            "--max_length",
+            "64",
+            "--disable_tqdm",
+            "true",
+        ],
+        capsys,
+    )
     assert code == 0
     stats = json.loads((out / "run_info.json").read_text())["data"]["files"][str(data)]
     assert (stats["read"], stats["kept"], sum(stats["skipped"].values())) == (4, 3, 1)  # 6 steps x 2 rows = 4 passes

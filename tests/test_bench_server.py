@@ -1,20 +1,12 @@
 """The server benchmark runs end to end at a toy size: valid JSON, every request served."""
 
-import importlib.util
-import json
-from pathlib import Path
+from bench_helpers import run_to_file
 
-_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_server.py"
-_SPEC = importlib.util.spec_from_file_location("bench_server", _PATH)
-bench_server = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(bench_server)
+from benchmarks import bench_server
 
 
 def test_bench_server_smoke(tmp_path):
-    output = tmp_path / "server.json"
-    summary = bench_server.main(["--requests", "5", "--max-tokens", "8", "--output", str(output)])
-    result = json.loads(output.read_text(encoding="utf-8"))
-    assert result == json.loads(json.dumps(summary))
+    result = run_to_file(bench_server.main, ["--requests", "5", "--max-tokens", "8"], tmp_path / "server.json")
     assert {"benchmark", "machine", "versions", "config", "results", "per_request"} <= set(result)
     figures = result["results"]
     assert (figures["requests"], figures["ok"], figures["failed"]) == (5, 5, 0), figures["errors"]

@@ -1,24 +1,31 @@
 """The data benchmark runs end to end at a toy size and writes a complete JSON result."""
 
-import importlib.util
 import json
 from pathlib import Path
 
-# benchmarks/ is not an installed package and the repository root is not on pytest's path.
-_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_data.py"
-_SPEC = importlib.util.spec_from_file_location("bench_data", _PATH)
-bench_data = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(bench_data)
+from bench_helpers import run_to_file  # puts the repository root (benchmarks/) on the path
+
+from benchmarks import __main__ as suite
+from benchmarks import bench_cuda, bench_data, bench_generate, bench_memory, bench_model, bench_train
 
 
 def test_bench_data_smoke(tmp_path):
-    output = tmp_path / "data.json"
-    summary = bench_data.main(["--records", "50", "--repeats", "1", "--warmup-records", "10",
-                               "--num-proc", "1", "2", "--output", str(output)])
-    result = json.loads(output.read_text(encoding="utf-8"))
-    assert result == json.loads(json.dumps(summary))
-    assert {"benchmark", "machine", "versions", "config", "data", "results", "ratio_vs_naive",
-            "cpu_ratio_vs_naive", "verification"} <= set(result)
+    result = run_to_file(
+        bench_data.main,
+        ["--records", "50", "--repeats", "1", "--warmup-records", "10", "--num-proc", "1", "2"],
+        tmp_path / "data.json",
+    )
+    assert {
+        "benchmark",
+        "machine",
+        "versions",
+        "config",
+        "data",
+        "results",
+        "ratio_vs_naive",
+        "cpu_ratio_vs_naive",
+        "verification",
+    } <= set(result)
     assert result["config"]["records"] == 50 and result["config"]["num_proc"] == [1, 2]
     assert set(result["results"]) == {"naive", "ours_num_proc_1", "ours_num_proc_2"}
     for figures in result["results"].values():
@@ -32,17 +39,21 @@ def test_bench_data_smoke(tmp_path):
 # ----------------------------------------------------------------------------- the suite (benchmarks/__main__.py)
 # Each benchmark runs at its --quick toy size; these tests check the JSON it writes, never speed.
 
-import sys  # noqa: E402
-
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
-    sys.path.insert(0, _ROOT)
-
-from benchmarks import __main__ as suite  # noqa: E402
-from benchmarks import bench_cuda, bench_generate, bench_memory, bench_model, bench_train  # noqa: E402
-
-RESULT_KEYS = {"benchmark", "description", "measured", "machine", "versions", "config", "figures", "targets",
-               "target_met", "notes", "load_average", "started", "duration_s"}
+RESULT_KEYS = {
+    "benchmark",
+    "description",
+    "measured",
+    "machine",
+    "versions",
+    "config",
+    "figures",
+    "targets",
+    "target_met",
+    "notes",
+    "load_average",
+    "started",
+    "duration_s",
+}
 
 
 def _check_result(path: Path, summary: dict, name: str) -> dict:
@@ -66,7 +77,9 @@ def test_bench_train_smoke(tmp_path):
     result = _check_result(tmp_path / "train.json", summary, "train")
     figures = result["figures"]
     for mode in ("padded", "packed"):
-        assert {"tokens_per_s", "supervised_tokens_per_s", "samples_per_s", "steps", "padding_fraction"} <= set(figures[mode])
+        assert {"tokens_per_s", "supervised_tokens_per_s", "samples_per_s", "steps", "padding_fraction"} <= set(
+            figures[mode]
+        )
     # the same budget: both modes trained on the same supervised tokens, packing took fewer steps
     in_loss = figures["data"]["supervised_tokens_in_loss"]
     assert in_loss["padded"] == in_loss["packed"] == figures["data"]["supervised_tokens"] > 0

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 from serving_helpers import (
-    REPO,
     REPLY,
+    REPO,
     PipeReader,
     child_env,
     png_bytes,
@@ -15,7 +15,7 @@ from serving_helpers import (
     vlm_model_dir,
 )
 
-from minimind_hf.serving import chat_cli
+from minimind_hf.cli import chat as chat_cli
 
 EXCHANGE = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n" + REPLY + "<|im_end|>\n"
 
@@ -29,7 +29,11 @@ def start_chat(*args):
     """scripts/chat.py on pipes: (process, stdout reader, stderr reader, say(line))."""
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "chat.py"), *map(str, args)],
-        cwd=REPO, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
     def say(line: str) -> None:
@@ -43,28 +47,37 @@ def shown_prompts(err: PipeReader) -> list[str]:
     return [p.split("\n--- end prompt ---")[0] for p in err.text.split("--- prompt ---\n")[1:]]
 
 
-def test_chat_through_a_pipe_streams_and_keeps_history(model_dir):
-    proc, out, err, say = start_chat(model_dir, "--temperature", "0", "--show-prompt", "--system", "Be kind.")
+def play(args, steps) -> list[str]:
+    """Run the chat through a pipe: each step says its line (None: say nothing) and waits for each
+    expected text in order, the process still running; then /exit must end it with code 0.
+    Returns the prompts it showed (--show-prompt)."""
+    proc, out, err, say = start_chat(*args)
     try:
-        at = out.wait_for("user> ", timeout=90)
-        say("hi")
-        # The answer is flushed while the chat still waits for input: stdin is open, nothing buffered.
-        at = out.wait_for(f"assistant> {REPLY}\n", at)
-        at = out.wait_for("user> ", at)
-        assert proc.poll() is None
-        say("who are you?")
-        at = out.wait_for(f"assistant> {REPLY}\n", at)
-        at = out.wait_for("user> ", at)
-        say("/reset")
-        at = out.wait_for("(history cleared)", at)
-        say("hello")
-        at = out.wait_for(f"assistant> {REPLY}\n", at)
+        at = 0
+        for line, *expected in steps:
+            if line is not None:
+                say(line)
+            for text in expected:
+                at = out.wait_for(text, at, timeout=90)
+            assert proc.poll() is None
         say("/exit")
         assert proc.wait(timeout=30) == 0
     finally:
         stop_process(proc)
+    return shown_prompts(err)
 
-    prompts = shown_prompts(err)
+
+def test_chat_through_a_pipe_streams_and_keeps_history(model_dir):
+    # Each answer is flushed while the chat still waits for input: stdin is open, nothing buffered.
+    prompts = play(
+        [model_dir, "--temperature", "0", "--show-prompt", "--system", "Be kind."],
+        [
+            ("hi", f"assistant> {REPLY}\n", "user> "),
+            ("who are you?", f"assistant> {REPLY}\n", "user> "),
+            ("/reset", "(history cleared)"),
+            ("hello", f"assistant> {REPLY}\n"),
+        ],
+    )
     assert len(prompts) == 3
     system = "<|im_start|>system\nBe kind.<|im_end|>\n"
     assert prompts[0] == system + "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -108,27 +121,17 @@ def test_images_through_a_pipe(tmp_path_factory):
     first, second = root / "red.png", root / "blue dot.png"
     first.write_bytes(png_bytes("red"))
     second.write_bytes(png_bytes("blue"))
-    proc, out, err, say = start_chat(model_dir, "--temperature", "0", "--show-prompt", "--image", first)
-    try:
-        at = out.wait_for("1 image(s) for your first message", timeout=90)
-        at = out.wait_for("user> ", at)
-        say("What is this?")
-        at = out.wait_for(f"assistant> {REPLY}\n", at)  # streamed while stdin stays open
-        at = out.wait_for("user> ", at)
-        say(f'/image "{second}"')
-        at = out.wait_for("(1 image(s) attached to your next message)", at)
-        say("/image missing.png")
-        at = out.wait_for("error: image not found: missing.png", at)
-        say("And this?")
-        at = out.wait_for(f"assistant> {REPLY}\n", at)
-        say("Thanks.")
-        at = out.wait_for(f"assistant> {REPLY}\n", at)
-        say("/exit")
-        assert proc.wait(timeout=30) == 0
-    finally:
-        stop_process(proc)
-
-    prompts = shown_prompts(err)
+    prompts = play(
+        [model_dir, "--temperature", "0", "--show-prompt", "--image", first],
+        [
+            (None, "1 image(s) for your first message", "user> "),
+            ("What is this?", f"assistant> {REPLY}\n", "user> "),  # streamed while stdin stays open
+            (f'/image "{second}"', "(1 image(s) attached to your next message)"),
+            ("/image missing.png", "error: image not found: missing.png"),
+            ("And this?", f"assistant> {REPLY}\n"),
+            ("Thanks.", f"assistant> {REPLY}\n"),
+        ],
+    )
     assert len(prompts) == 3
     turn1 = f"<|im_start|>user\n{IMAGE_BLOCK}What is this?<|im_end|>\n"
     assert prompts[0] == turn1 + "<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -166,10 +169,14 @@ def test_tools_builtin_runs_the_models_calls(model_dir, monkeypatch, capsys):
     """--tools builtin: the call in a reply is executed, its result goes back as a tool message and the
     model answers again; the prompts carry the tool schemas. (Replies are scripted: the chat loop is
     what is tested here; the parsing and the template have their own tests.)"""
-    from minimind_hf.serving.parsing import parse_reply
+    from minimind_hf.parsing import parse_reply
 
-    replies = iter(['<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 29"}}\n</tool_call>',
-                    "347 * 29 = 10063."])
+    replies = iter(
+        [
+            '<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 29"}}\n</tool_call>',
+            "347 * 29 = 10063.",
+        ]
+    )
     seen = []
 
     class Turn:
@@ -180,13 +187,15 @@ def test_tools_builtin_runs_the_models_calls(model_dir, monkeypatch, capsys):
             self.prompt_ids = []
 
         def __iter__(self):
-            from minimind_hf.serving.parsing import Delta
+            from minimind_hf.parsing import Delta
 
             return iter([Delta("content", self.reply.content)] if self.reply.content else [])
 
-    monkeypatch.setattr(chat_cli, "start_turn",
-                        lambda worker, conversation, params, thinking=False: Turn(conversation,
-                                                                                  bool(conversation.tool_schemas)))
+    monkeypatch.setattr(
+        chat_cli,
+        "start_turn",
+        lambda worker, conversation, params, thinking=False: Turn(conversation, bool(conversation.tool_schemas)),
+    )
     lines = iter(["What is 347 * 29?"])
 
     def fake_input(prompt=""):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_model
 from transformers import AutoTokenizer, DynamicCache
 
 from minimind_hf.models.compat import CACHE_NAME, unwrap_vision_tower
 from minimind_hf.tokenizer import default_tokenizer_path, make_tokenizer_config_portable
-from helpers import tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 COMPAT = REPO / "tests" / "compat"
@@ -94,12 +94,17 @@ def test_portable_tokenizer_config_loads_the_same_tokenizer(tmp_path):
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast"  # a class transformers 4.x has
     assert config["extra_special_tokens"]["image_token"] == "<|image_pad|>"  # where 4.x reads named tokens
     assert config["model_input_names"] == ["input_ids", "attention_mask"]
-    original, portable = AutoTokenizer.from_pretrained(default_tokenizer_path()), AutoTokenizer.from_pretrained(tmp_path)
+    original, portable = (
+        AutoTokenizer.from_pretrained(default_tokenizer_path()),
+        AutoTokenizer.from_pretrained(tmp_path),
+    )
     text = "Hello <|image_pad|> 12+3=15 <think>x</think>\n你好"
     assert portable(text)["input_ids"] == original(text)["input_ids"]
     assert portable.image_token == "<|image_pad|>" and set(portable(text)) == {"input_ids", "attention_mask"}
     messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]
-    assert portable.apply_chat_template(messages, tokenize=False) == original.apply_chat_template(messages, tokenize=False)
+    assert portable.apply_chat_template(messages, tokenize=False) == original.apply_chat_template(
+        messages, tokenize=False
+    )
 
 
 def test_vision_tower_wrapper_is_unwrapped_only_when_it_holds_everything():
@@ -121,21 +126,30 @@ def test_vision_tower_wrapper_is_unwrapped_only_when_it_holds_everything():
 @pytest.mark.slow
 def test_export_matrix_loads_where_minimind_hf_is_not_installed(tmp_path):
     out = tmp_path / "matrix"
-    make = subprocess.run([sys.executable, str(COMPAT / "make_exports.py"), str(out)], capture_output=True, text=True,
-                          timeout=600)
+    make = subprocess.run(
+        [sys.executable, str(COMPAT / "make_exports.py"), str(out)], capture_output=True, text=True, timeout=600
+    )
     assert make.returncode == 0, make.stderr[-3000:]
     cases = json.loads((out / "cases.json").read_text())
     assert {"remote-code-dense", "remote-code-moe", "llama", "qwen3", "qwen3-moe", "remote-code-vlm"} <= set(cases)
 
     # -I ignores PYTHONPATH / user site / cwd, -S skips site-packages' .pth files (the editable
     # install of minimind_hf is one); third-party packages come back through sys.path.
-    bootstrap = (f"import sys; sys.path.append({sysconfig.get_paths()['purelib']!r}); "
-                 f"sys.argv = ['check_exports', {str(out)!r}, '--json', {str(tmp_path / 'results.json')!r}]; "
-                 f"import runpy; runpy.run_path({str(COMPAT / 'check_exports.py')!r}, run_name='__main__')")
+    bootstrap = (
+        f"import sys; sys.path.append({sysconfig.get_paths()['purelib']!r}); "
+        f"sys.argv = ['check_exports', {str(out)!r}, '--json', {str(tmp_path / 'results.json')!r}]; "
+        f"import runpy; runpy.run_path({str(COMPAT / 'check_exports.py')!r}, run_name='__main__')"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    check = subprocess.run([sys.executable, "-I", "-S", "-c", bootstrap], cwd=tmp_path, env=env, capture_output=True,
-                           text=True, timeout=600)
+    check = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", bootstrap],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert set(results) == set(cases) and all(r["ok"] for r in results.values()), results
@@ -144,6 +158,7 @@ def test_export_matrix_loads_where_minimind_hf_is_not_installed(tmp_path):
 
 
 def test_checker_refuses_to_run_where_minimind_hf_is_installed(tmp_path):
-    result = subprocess.run([sys.executable, str(COMPAT / "check_exports.py"), str(tmp_path)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(COMPAT / "check_exports.py"), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2 and "minimind_hf is importable" in result.stderr

@@ -8,7 +8,6 @@ ORIGINAL key names - tiny ones, and the published sizes - and compared with our 
 conversion: logits and greedy generations.
 """
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -21,14 +20,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 import minimind_hf  # noqa: F401  (registers the Auto classes)
 from minimind_hf import preset_config
-from minimind_hf.convert import (
-    CheckpointError,
-    adjacent_pairs_to_halves,
-    convert_checkpoint,
-    convert_language_model,
-    detect_generation,
-    infer_config,
-)
+from minimind_hf.cli import convert as convert_cli
+from minimind_hf.export.checkpoint import CheckpointError
+from minimind_hf.export.convert import adjacent_pairs_to_halves, convert_checkpoint, convert_language_model
+from minimind_hf.export.generations import detect_generation, infer_config
 
 VOCAB = 320  # >= the test tokenizers below (specials + 256 bytes + a few merges)
 TINY = dict(vocab=VOCAB, dim=64, layers=2, ffn=96, experts=4)
@@ -42,7 +37,7 @@ def rms_norm(x, weight, eps):
 
 
 def rope_complex_adjacent(x, theta):
-    """2024 key names (minimind 2024, early MiniMind2): (2i, 2i+1) as one complex number, multiplied by e^{i * pos * f_i}."""
+    """2024 key names (minimind 2024, early MiniMind2): (2i, 2i+1) as one complex number, multiplied by e^{i * pos * f_i}."""  # noqa: E501
     seq, dim = x.shape[1], x.shape[-1]
     freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))
     pos_cis = torch.polar(torch.ones(seq, dim // 2), torch.outer(torch.arange(seq).float(), freqs))
@@ -57,7 +52,7 @@ def rope_rotate_half(x, theta):
     angles = torch.outer(torch.arange(seq).float(), freqs)
     cos = torch.cat([angles.cos(), angles.cos()], -1)[None, :, None, :]
     sin = torch.cat([angles.sin(), angles.sin()], -1)[None, :, None, :]
-    return x * cos + torch.cat([-x[..., dim // 2:], x[..., : dim // 2]], -1) * sin
+    return x * cos + torch.cat([-x[..., dim // 2 :], x[..., : dim // 2]], -1) * sin
 
 
 def attention(x, w, heads, kv_heads, rope, eps, q_norm=None, k_norm=None):
@@ -122,8 +117,16 @@ def reference_forward(layers, embed, final_norm, output, *, heads, kv_heads, rop
     def forward(ids):
         h = embed[ids]
         for layer in layers:
-            h = h + attention(rms_norm(h, layer["norm1"], eps), layer["attn"], heads, kv_heads, rope, eps,
-                              layer.get("q_norm"), layer.get("k_norm"))
+            h = h + attention(
+                rms_norm(h, layer["norm1"], eps),
+                layer["attn"],
+                heads,
+                kv_heads,
+                rope,
+                eps,
+                layer.get("q_norm"),
+                layer.get("k_norm"),
+            )
             x = rms_norm(h, layer["norm2"], eps)
             if "router" in layer:
                 h = h + moe(x, layer["router"], layer["experts"], layer["shared"], top_k, renormalise)
@@ -157,6 +160,17 @@ class Weights:
         return self.state[key]
 
 
+def attention_layer(w, norm1, norm2, projection, dim, heads, kv_heads, hd):
+    """One layer's two RMSNorms and q/k/v/o projections, under the original key names
+    (`projection`: the q/k/v/o key with `{}` for the letter)."""
+    shapes = dict(q=(heads * hd, dim), k=(kv_heads * hd, dim), v=(kv_heads * hd, dim), o=(dim, heads * hd))
+    return dict(
+        norm1=w(norm1, dim, norm=True),
+        norm2=w(norm2, dim, norm=True),
+        attn={n: w(projection.format(n), *shape) for n, shape in shapes.items()},
+    )
+
+
 def gen1_checkpoint(moe=False, heads=16, kv_heads=8, theta=1e4, size=TINY, seed=0):
     """2024 names: tok_embeddings / attention.w* / feed_forward.w1 (gate) w2 (down) w3 (up); output tied;
     one shared FeedForward. Written by minimind (2024: theta 1e4) and early MiniMind2 (2025: theta 1e6)."""
@@ -166,16 +180,24 @@ def gen1_checkpoint(moe=False, heads=16, kv_heads=8, theta=1e4, size=TINY, seed=
     w.state["output.weight"] = embed  # `self.tok_embeddings.weight = self.output.weight`
 
     def feed_forward(prefix):
-        return (w(f"{prefix}.w1.weight", ffn, dim), w(f"{prefix}.w3.weight", ffn, dim), w(f"{prefix}.w2.weight", dim, ffn))
+        return (
+            w(f"{prefix}.w1.weight", ffn, dim),
+            w(f"{prefix}.w3.weight", ffn, dim),
+            w(f"{prefix}.w2.weight", dim, ffn),
+        )
 
     layers = []
     for i in range(size["layers"]):
         p = f"layers.{i}"
-        layer = dict(
-            norm1=w(f"{p}.attention_norm.weight", dim, norm=True),
-            norm2=w(f"{p}.ffn_norm.weight", dim, norm=True),
-            attn=dict(q=w(f"{p}.attention.wq.weight", heads * hd, dim), k=w(f"{p}.attention.wk.weight", kv_heads * hd, dim),
-                      v=w(f"{p}.attention.wv.weight", kv_heads * hd, dim), o=w(f"{p}.attention.wo.weight", dim, heads * hd)),
+        layer = attention_layer(
+            w,
+            f"{p}.attention_norm.weight",
+            f"{p}.ffn_norm.weight",
+            p + ".attention.w{}.weight",
+            dim,
+            heads,
+            kv_heads,
+            hd,
         )
         if moe:
             layer["router"] = w(f"{p}.feed_forward.gate.weight", size["experts"], dim)
@@ -185,32 +207,59 @@ def gen1_checkpoint(moe=False, heads=16, kv_heads=8, theta=1e4, size=TINY, seed=
             layer["ffn"] = feed_forward(f"{p}.feed_forward")
         layers.append(layer)
     final = w("norm.weight", dim, norm=True)
-    forward = reference_forward(layers, embed, final, embed, heads=heads, kv_heads=kv_heads,
-                                rope=lambda x: rope_complex_adjacent(x, theta), eps=1e-5, top_k=2,
-                                renormalise=original_renormalises("1", 2, True))
+    forward = reference_forward(
+        layers,
+        embed,
+        final,
+        embed,
+        heads=heads,
+        kv_heads=kv_heads,
+        rope=lambda x: rope_complex_adjacent(x, theta),
+        eps=1e-5,
+        top_k=2,
+        renormalise=original_renormalises("1", 2, True),
+    )
     return w.state, forward
 
 
-def llama_checkpoint(qk_norm, moe=False, heads=4, kv_heads=2, shared="list", top_k=2, norm_topk_prob=True,
-                     theta=1e6, eps=1e-5, size=TINY, seed=0):
-    """MiniMind2 (qk_norm=False) / minimind-3 (qk_norm=True) names: model.layers.N.self_attn.q_proj, mlp.gate_proj, ..."""
+def llama_checkpoint(
+    qk_norm,
+    moe=False,
+    heads=4,
+    kv_heads=2,
+    shared="list",
+    top_k=2,
+    norm_topk_prob=True,
+    theta=1e6,
+    eps=1e-5,
+    size=TINY,
+    seed=0,
+):
+    """MiniMind2 (qk_norm=False) / minimind-3 (qk_norm=True) names: model.layers.N.self_attn.q_proj, mlp.gate_proj, ..."""  # noqa: E501
     dim, ffn = size["dim"], size["ffn"]
     w, hd = Weights(seed), dim // heads
     embed = w("model.embed_tokens.weight", size["vocab"], dim)
     w.state["lm_head.weight"] = embed
 
     def feed_forward(prefix):
-        return (w(f"{prefix}.gate_proj.weight", ffn, dim), w(f"{prefix}.up_proj.weight", ffn, dim),
-                w(f"{prefix}.down_proj.weight", dim, ffn))
+        return (
+            w(f"{prefix}.gate_proj.weight", ffn, dim),
+            w(f"{prefix}.up_proj.weight", ffn, dim),
+            w(f"{prefix}.down_proj.weight", dim, ffn),
+        )
 
     layers = []
     for i in range(size["layers"]):
         p = f"model.layers.{i}"
-        layer = dict(
-            norm1=w(f"{p}.input_layernorm.weight", dim, norm=True),
-            norm2=w(f"{p}.post_attention_layernorm.weight", dim, norm=True),
-            attn={n: w(f"{p}.self_attn.{n}_proj.weight", *shape) for n, shape in
-                  dict(q=(heads * hd, dim), k=(kv_heads * hd, dim), v=(kv_heads * hd, dim), o=(dim, heads * hd)).items()},
+        layer = attention_layer(
+            w,
+            f"{p}.input_layernorm.weight",
+            f"{p}.post_attention_layernorm.weight",
+            p + ".self_attn.{}_proj.weight",
+            dim,
+            heads,
+            kv_heads,
+            hd,
         )
         if qk_norm:
             layer["q_norm"] = w(f"{p}.self_attn.q_norm.weight", hd, norm=True)
@@ -225,9 +274,18 @@ def llama_checkpoint(qk_norm, moe=False, heads=4, kv_heads=2, shared="list", top
         layers.append(layer)
     final = w("model.norm.weight", dim, norm=True)
     generation = "3" if qk_norm else "2"
-    forward = reference_forward(layers, embed, final, embed, heads=heads, kv_heads=kv_heads,
-                                rope=lambda x: rope_rotate_half(x, theta), eps=eps, top_k=top_k,
-                                renormalise=original_renormalises(generation, top_k, norm_topk_prob))
+    forward = reference_forward(
+        layers,
+        embed,
+        final,
+        embed,
+        heads=heads,
+        kv_heads=kv_heads,
+        rope=lambda x: rope_rotate_half(x, theta),
+        eps=eps,
+        top_k=top_k,
+        renormalise=original_renormalises(generation, top_k, norm_topk_prob),
+    )
     return w.state, forward
 
 
@@ -236,23 +294,38 @@ CASES = {
     # Tiny shapes match no published model, so what the tensors cannot show comes from flags.
     "gen1-dense": ("1", lambda: gen1_checkpoint(), {"num_attention_heads": 16, "rope_theta": 1e4}),
     "gen1-moe": ("1", lambda: gen1_checkpoint(moe=True), {"num_attention_heads": 16, "rope_theta": 1e4}),
-    "gen1-names-minimind2-early": ("1", lambda: gen1_checkpoint(heads=4, kv_heads=2, theta=1e6),
-                                   {"num_attention_heads": 4, "rope_theta": 1e6}),
+    "gen1-names-minimind2-early": (
+        "1",
+        lambda: gen1_checkpoint(heads=4, kv_heads=2, theta=1e6),
+        {"num_attention_heads": 4, "rope_theta": 1e6},
+    ),
     "minimind2-dense": ("2", lambda: llama_checkpoint(qk_norm=False), HEADS4),
     "minimind2-moe-shared-list": ("2", lambda: llama_checkpoint(qk_norm=False, moe=True), HEADS4),
     "minimind2-moe-shared-single": ("2", lambda: llama_checkpoint(qk_norm=False, moe=True, shared="single"), HEADS4),
     # MiniMind2's router at top-1 keeps the raw probability; without norm_topk_prob it never renormalises.
-    "minimind2-moe-top1": ("2", lambda: llama_checkpoint(qk_norm=False, moe=True, top_k=1),
-                           {**HEADS4, "num_experts_per_tok": 1}),
-    "minimind2-moe-no-norm": ("2", lambda: llama_checkpoint(qk_norm=False, moe=True, norm_topk_prob=False),
-                              {**HEADS4, "norm_topk_prob": False}),
+    "minimind2-moe-top1": (
+        "2",
+        lambda: llama_checkpoint(qk_norm=False, moe=True, top_k=1),
+        {**HEADS4, "num_experts_per_tok": 1},
+    ),
+    "minimind2-moe-no-norm": (
+        "2",
+        lambda: llama_checkpoint(qk_norm=False, moe=True, norm_topk_prob=False),
+        {**HEADS4, "norm_topk_prob": False},
+    ),
     # minimind-3: head size read from q_norm, so no flag; eps 1e-6; MoE top-1, renormalised (weight 1).
     "minimind3-dense": ("3", lambda: llama_checkpoint(qk_norm=True, eps=1e-6), {}),
     "minimind3-moe": ("3", lambda: llama_checkpoint(qk_norm=True, moe=True, shared=None, top_k=1, eps=1e-6), {}),
-    "minimind3-moe-no-norm": ("3", lambda: llama_checkpoint(qk_norm=True, moe=True, shared=None, top_k=1, eps=1e-6,
-                                                            norm_topk_prob=False), {"norm_topk_prob": False}),
-    "minimind3-moe-top2": ("3", lambda: llama_checkpoint(qk_norm=True, moe=True, shared=None, top_k=2, eps=1e-6),
-                           {"num_experts_per_tok": 2}),
+    "minimind3-moe-no-norm": (
+        "3",
+        lambda: llama_checkpoint(qk_norm=True, moe=True, shared=None, top_k=1, eps=1e-6, norm_topk_prob=False),
+        {"norm_topk_prob": False},
+    ),
+    "minimind3-moe-top2": (
+        "3",
+        lambda: llama_checkpoint(qk_norm=True, moe=True, shared=None, top_k=2, eps=1e-6),
+        {"num_experts_per_tok": 2},
+    ),
 }
 
 
@@ -293,8 +366,13 @@ def test_router_rules_differ_at_top1():
 
 def _preset_size(name):
     c = preset_config(name)
-    return dict(vocab=c.vocab_size, dim=c.hidden_size, layers=c.num_hidden_layers, ffn=c.intermediate_size,
-                experts=c.num_experts), c
+    return dict(
+        vocab=c.vocab_size,
+        dim=c.hidden_size,
+        layers=c.num_hidden_layers,
+        ffn=c.intermediate_size,
+        experts=c.num_experts,
+    ), c
 
 
 def _v1_size(layers=8, dim=512):  # the 2024 FFN: 2/3 * 4 * dim, rounded up to a multiple of 64
@@ -307,12 +385,15 @@ def _published(name):
     if name.startswith("minimind-v1") or name == "MiniMind2-Small (2024 key names)":
         early = name.startswith("MiniMind2")
         heads, kv, theta = (8, 2, 1e6) if early else (16, 8, 1e4)
-        return (*gen1_checkpoint(moe=name.endswith("moe"), heads=heads, kv_heads=kv, theta=theta, size=_v1_size()),
-                None)
+        return (
+            *gen1_checkpoint(moe=name.endswith("moe"), heads=heads, kv_heads=kv, theta=theta, size=_v1_size()),
+            None,
+        )
     size, preset = _preset_size(name)
     if preset.qk_norm:
-        state, forward = llama_checkpoint(qk_norm=True, moe=preset.use_moe, heads=8, kv_heads=4, shared=None,
-                                          top_k=1, eps=1e-6, size=size)
+        state, forward = llama_checkpoint(
+            qk_norm=True, moe=preset.use_moe, heads=8, kv_heads=4, shared=None, top_k=1, eps=1e-6, size=size
+        )
     else:
         state, forward = llama_checkpoint(qk_norm=False, moe=preset.use_moe, heads=8, kv_heads=2, size=size)
     return state, forward, preset
@@ -320,13 +401,34 @@ def _published(name):
 
 # Million parameters (tied embeddings counted once), as our presets and the original READMEs give them
 # (the 2024 README rounds: minimind-v1-small "26M", minimind-v1-moe "4x26M").
-PUBLISHED = {"minimind2-small": 25.83, "minimind2": 104.03, "minimind2-moe": 145.03, "minimind-3": 63.91,
-             "minimind-3-moe": 198.42, "minimind-v1-small": 26.88, "minimind-v1-moe": 96.10,
-             "MiniMind2-Small (2024 key names)": 25.83}
-ARCHITECTURE = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                "head_dim", "intermediate_size", "qk_norm", "rms_norm_eps", "use_moe", "num_experts",
-                "num_experts_per_tok", "num_shared_experts", "moe_intermediate_size", "norm_topk_prob",
-                "tie_word_embeddings")
+PUBLISHED = {
+    "minimind2-small": 25.83,
+    "minimind2": 104.03,
+    "minimind2-moe": 145.03,
+    "minimind-3": 63.91,
+    "minimind-3-moe": 198.42,
+    "minimind-v1-small": 26.88,
+    "minimind-v1-moe": 96.10,
+    "MiniMind2-Small (2024 key names)": 25.83,
+}
+ARCHITECTURE = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "qk_norm",
+    "rms_norm_eps",
+    "use_moe",
+    "num_experts",
+    "num_experts_per_tok",
+    "num_shared_experts",
+    "moe_intermediate_size",
+    "norm_topk_prob",
+    "tie_word_embeddings",
+)
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
@@ -358,12 +460,19 @@ def test_published_shape_decides_the_release_of_2024_key_names(capsys):
     v1, _ = gen1_checkpoint(heads=16, kv_heads=8, size=_v1_size())
     early, _ = gen1_checkpoint(heads=8, kv_heads=2, size=_v1_size())
     config, record = infer_config(v1, "1")
-    assert (config.num_attention_heads, config.num_key_value_heads, config.rope_parameters["rope_theta"]) == (16, 8, 1e4)
+    assert (config.num_attention_heads, config.num_key_value_heads, config.rope_parameters["rope_theta"]) == (
+        16,
+        8,
+        1e4,
+    )
     assert record["published_model"] == "minimind-v1-small" and config.max_position_embeddings == 512
     config, record = infer_config(early, "1")
     assert (config.num_attention_heads, config.num_key_value_heads, config.rope_parameters["rope_theta"]) == (8, 2, 1e6)
     assert record["published_model"] == "MiniMind2-Small"
-    assert record["settings"]["num_attention_heads"] == {"value": 8, "from": "the shape of the published MiniMind2-Small"}
+    assert record["settings"]["num_attention_heads"] == {
+        "value": 8,
+        "from": "the shape of the published MiniMind2-Small",
+    }
     assert "(the shape of the published MiniMind2-Small)" in record["settings"]["rope_theta"]["from"]
 
 
@@ -407,10 +516,12 @@ def test_minimind3_config_read_from_shapes_and_release(tmp_path):
 
 
 def test_per_generation_aux_loss_coefficients():
-    for build, overrides, coef in [(lambda: gen1_checkpoint(moe=True), {"num_attention_heads": 16, "rope_theta": 1e4}, 0.01),
-                                   (lambda: gen1_checkpoint(moe=True), {"num_attention_heads": 16, "rope_theta": 1e6}, 0.1),
-                                   (lambda: llama_checkpoint(False, moe=True), HEADS4, 0.1),
-                                   (lambda: llama_checkpoint(True, moe=True, shared=None, top_k=1), {}, 5e-4)]:
+    for build, overrides, coef in [
+        (lambda: gen1_checkpoint(moe=True), {"num_attention_heads": 16, "rope_theta": 1e4}, 0.01),
+        (lambda: gen1_checkpoint(moe=True), {"num_attention_heads": 16, "rope_theta": 1e6}, 0.1),
+        (lambda: llama_checkpoint(False, moe=True), HEADS4, 0.1),
+        (lambda: llama_checkpoint(True, moe=True, shared=None, top_k=1), {}, 5e-4),
+    ]:
         model, info = convert_language_model(build()[0], overrides=overrides)
         assert model.config.router_aux_loss_coef == coef and info["settings"]["router_aux_loss_coef"]["value"] == coef
     dense, _ = convert_language_model(llama_checkpoint(True)[0])
@@ -467,7 +578,7 @@ def test_compile_and_ddp_prefixes_resume_wrapper_and_fp16(tmp_path):
 # content list renders as nothing) and adds a default system prompt.
 ORIGINAL_STYLE_TEMPLATE = (
     "{%- if messages[0].role != 'system' %}{{- '<|im_start|>system\\nYou are a helpful assistant<|im_end|>\\n' }}"
-    "{%- endif %}{%- for message in messages %}{%- set content = message.content if message.content is string else '' %}"
+    "{%- endif %}{%- for message in messages %}{%- set content = message.content if message.content is string else '' %}"  # noqa: E501
     "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
@@ -482,37 +593,59 @@ def original_tokenizer(folder: Path, image_tokens: bool = False) -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(["what is in this picture", "describe the image", "a red square", "hello world"] * 4, trainer)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=specials,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(
+        ["what is in this picture", "describe the image", "a red square", "hello world"] * 4, trainer
+    )
     extra = {"extra_special_tokens": {"image_token": "<|image_pad|>"}} if image_tokens else {}
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>",
-                                        chat_template=ORIGINAL_STYLE_TEMPLATE, **extra)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        chat_template=ORIGINAL_STYLE_TEMPLATE,
+        **extra,
+    )
     tokenizer.save_pretrained(folder)
     assert len(tokenizer) <= VOCAB
     return folder
-
-
-def _load_script(name):
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_cli_writes_a_model_folder_with_the_original_tokenizer(tmp_path, capsys):
     state, forward = gen1_checkpoint(heads=4, kv_heads=2)
     torch.save(state, tmp_path / "pretrain_64.pth")
     # The original LMConfig, as its config.json spells it: the heads come from here, theta from its era.
-    (tmp_path / "config.json").write_text(json.dumps({"dim": 64, "n_heads": 4, "n_kv_heads": 2, "norm_eps": 1e-5,
-                                                     "multiple_of": 64, "flash_attn": True, "n_shared_experts": True}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "dim": 64,
+                "n_heads": 4,
+                "n_kv_heads": 2,
+                "norm_eps": 1e-5,
+                "multiple_of": 64,
+                "flash_attn": True,
+                "n_shared_experts": True,
+            }
+        )
+    )
     tokenizer = original_tokenizer(tmp_path / "minimind" / "model")
     out = tmp_path / "converted"
-    cli = _load_script("convert_checkpoint")
-    cli.main([str(tmp_path / "pretrain_64.pth"), str(out), "--config", str(tmp_path / "config.json"),
-              "--tokenizer", str(tokenizer)])
+    convert_cli.main(
+        [
+            str(tmp_path / "pretrain_64.pth"),
+            str(out),
+            "--config",
+            str(tmp_path / "config.json"),
+            "--tokenizer",
+            str(tokenizer),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "rope_theta = 10000.0: fixed by the minimind (2024) code (the original config has no rope_theta" in printed
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -527,7 +660,7 @@ def test_cli_writes_a_model_folder_with_the_original_tokenizer(tmp_path, capsys)
 
 def _exit_code(capsys, argv):
     with pytest.raises(SystemExit) as exit_:
-        _load_script("convert_checkpoint").main(argv)
+        convert_cli.main(argv)
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return exit_.value.code, err
@@ -544,11 +677,21 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path, capsys):
     code, err = _exit_code(capsys, [str(tmp_path / "missing.pth"), str(tmp_path / "c"), "--tokenizer", tokenizer])
     assert code == 2 and "no checkpoint file" in err
     (tmp_path / "bad.json").write_text("{not json")
-    code, err = _exit_code(capsys, [str(tmp_path / "m.pth"), str(tmp_path / "d"), "--tokenizer", tokenizer,
-                                    "--config", str(tmp_path / "bad.json")])
+    code, err = _exit_code(
+        capsys,
+        [
+            str(tmp_path / "m.pth"),
+            str(tmp_path / "d"),
+            "--tokenizer",
+            tokenizer,
+            "--config",
+            str(tmp_path / "bad.json"),
+        ],
+    )
     assert code == 2 and "cannot read the original config" in err
-    code, err = _exit_code(capsys, [str(tmp_path / "m.pth"), str(tmp_path / "e"), "--tokenizer", tokenizer,
-                                    "--num-attention-heads", "3"])
+    code, err = _exit_code(
+        capsys, [str(tmp_path / "m.pth"), str(tmp_path / "e"), "--tokenizer", tokenizer, "--num-attention-heads", "3"]
+    )
     assert code == 2 and "num-attention-heads" in err
 
 

@@ -14,15 +14,26 @@ the original formats (MiniMind2's names no image token).
 """
 
 import base64
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import pytest
+import test_convert
 import torch
 import torch.nn.functional as F
+from helpers import randomize
 from PIL import Image
+from test_convert import (
+    attention,
+    gen1_checkpoint,
+    llama_checkpoint,
+    original_tokenizer,
+    rms_norm,
+    rope_complex_adjacent,
+    rope_rotate_half,
+    swiglu,
+)
 from transformers import (
     AutoImageProcessor,
     AutoModelForCausalLM,
@@ -36,28 +47,23 @@ from transformers import (
 )
 
 import minimind_hf  # noqa: F401  (registers the Auto classes)
-import test_convert
 from minimind_hf import MiniMindVConfig
-from minimind_hf.convert import IMAGE_PARTS_PRELUDE, CheckpointError, convert_checkpoint, convert_vlm_checkpoint
+from minimind_hf.cli import convert as convert_cli
+from minimind_hf.export.checkpoint import CheckpointError
+from minimind_hf.export.convert import convert_checkpoint
+from minimind_hf.export.convert_vlm import IMAGE_PARTS_PRELUDE, convert_vlm_checkpoint
 from minimind_hf.tokenizer import CHAT_TEMPLATE
 from minimind_hf.vlm import default_image_processor
-from helpers import randomize
-from test_convert import (
-    attention,
-    gen1_checkpoint,
-    llama_checkpoint,
-    original_tokenizer,
-    rms_norm,
-    rope_complex_adjacent,
-    rope_rotate_half,
-    swiglu,
-)
 
 DIM = test_convert.TINY["dim"]
-VISION = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8)
+VISION = dict(
+    hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8
+)
 PATCHES = (VISION["image_size"] // VISION["patch_size"]) ** 2  # 16 here; 196 for clip-vit-base-patch16
 PROMPTS = [("<image>\nWhat is this?", ["red"]), ("Compare <image> and <image>.", ["noise", "blue"])]
-README_MESSAGES = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour is the shape?"}]}]
+README_MESSAGES = [
+    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour is the shape?"}]}
+]
 
 
 # ----------------------------------------------------------------------------- vision towers and images
@@ -65,8 +71,13 @@ README_MESSAGES = [{"role": "user", "content": [{"type": "image"}, {"type": "tex
 
 def clip_tower(folder: Path) -> Path:
     """A full CLIPModel folder, as openai/clip-vit-base-patch16 is (text half included)."""
-    config = CLIPConfig(text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                         vocab_size=99), vision_config=VISION, projection_dim=16)
+    config = CLIPConfig(
+        text_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=99
+        ),
+        vision_config=VISION,
+        projection_dim=16,
+    )
     randomize(CLIPModel(config), seed=11).save_pretrained(folder)
     default_image_processor(config.vision_config).save_pretrained(folder)
     return folder
@@ -100,7 +111,9 @@ def original_features(tower: Path, recipe: str, pixel_values: torch.Tensor) -> t
             return model(pixel_values=pixel_values).last_hidden_state
         assert recipe == "siglip_encoder_hook"  # MiniMind-V 2024: a forward hook on vision_model.encoder
         captured = []
-        hook = model.encoder.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
+        hook = model.encoder.register_forward_hook(
+            lambda module, args, output: captured.append(output.last_hidden_state)
+        )
         model(pixel_values=pixel_values)
         hook.remove()
         return captured[0]
@@ -108,7 +121,9 @@ def original_features(tower: Path, recipe: str, pixel_values: torch.Tensor) -> t
 
 def original_projector(features: torch.Tensor, state: dict) -> torch.Tensor:
     if "vision_proj.vision_proj.0.weight" in state:  # VisionProj: one Linear (bias optional)
-        return F.linear(features, state["vision_proj.vision_proj.0.weight"], state.get("vision_proj.vision_proj.0.bias"))
+        return F.linear(
+            features, state["vision_proj.vision_proj.0.weight"], state.get("vision_proj.vision_proj.0.bias")
+        )
     x = F.layer_norm(features, features.shape[-1:], state["vision_proj.mlp.0.weight"], state["vision_proj.mlp.0.bias"])
     x = F.gelu(F.linear(x, state["vision_proj.mlp.1.weight"], state["vision_proj.mlp.1.bias"]))
     return F.linear(x, state["vision_proj.mlp.3.weight"], state["vision_proj.mlp.3.bias"])
@@ -118,18 +133,26 @@ def language_model_weights(state: dict) -> tuple[list[dict], torch.Tensor, torch
     """Dense layers by role, from either naming (2024 `layers.N.attention.wq` or Llama-style)."""
     if "tok_embeddings.weight" in state:
         n = len({k.split(".")[1] for k in state if k.startswith("layers.")})
-        layers = [dict(norm1=state[f"layers.{i}.attention_norm.weight"], norm2=state[f"layers.{i}.ffn_norm.weight"],
-                       attn={r: state[f"layers.{i}.attention.w{r}.weight"] for r in "qkvo"},
-                       ffn=tuple(state[f"layers.{i}.feed_forward.{w}.weight"] for w in ("w1", "w3", "w2")))
-                  for i in range(n)]
+        layers = [
+            dict(
+                norm1=state[f"layers.{i}.attention_norm.weight"],
+                norm2=state[f"layers.{i}.ffn_norm.weight"],
+                attn={r: state[f"layers.{i}.attention.w{r}.weight"] for r in "qkvo"},
+                ffn=tuple(state[f"layers.{i}.feed_forward.{w}.weight"] for w in ("w1", "w3", "w2")),
+            )
+            for i in range(n)
+        ]
         return layers, state["tok_embeddings.weight"], state["norm.weight"], state["output.weight"]
     n = len({k.split(".")[2] for k in state if k.startswith("model.layers.")})
     layers = []
     for i in range(n):
         p = f"model.layers.{i}"
-        layer = dict(norm1=state[f"{p}.input_layernorm.weight"], norm2=state[f"{p}.post_attention_layernorm.weight"],
-                     attn={r: state[f"{p}.self_attn.{r}_proj.weight"] for r in "qkvo"},
-                     ffn=tuple(state[f"{p}.mlp.{w}_proj.weight"] for w in ("gate", "up", "down")))
+        layer = dict(
+            norm1=state[f"{p}.input_layernorm.weight"],
+            norm2=state[f"{p}.post_attention_layernorm.weight"],
+            attn={r: state[f"{p}.self_attn.{r}_proj.weight"] for r in "qkvo"},
+            ffn=tuple(state[f"{p}.mlp.{w}_proj.weight"] for w in ("gate", "up", "down")),
+        )
         if f"{p}.self_attn.q_norm.weight" in state:
             layer.update(q_norm=state[f"{p}.self_attn.q_norm.weight"], k_norm=state[f"{p}.self_attn.k_norm.weight"])
         layers.append(layer)
@@ -145,15 +168,23 @@ def original_logits(state, input_ids, image_embeddings, placeholder_id, *, heads
     for b in range(input_ids.shape[0]):
         i, image_index = 0, 0
         while i <= input_ids.shape[1] - run:
-            if bool((input_ids[b, i:i + run] == placeholder_id).all()):
-                h[b, i:i + run] = image_embeddings[image_index]
+            if bool((input_ids[b, i : i + run] == placeholder_id).all()):
+                h[b, i : i + run] = image_embeddings[image_index]
                 image_index, i = image_index + 1, i + run
             else:
                 i += 1
         assert image_index == image_embeddings.shape[0]
     for layer in layers:
-        h = h + attention(rms_norm(h, layer["norm1"], eps), layer["attn"], heads, kv_heads, rope, eps,
-                          layer.get("q_norm"), layer.get("k_norm"))
+        h = h + attention(
+            rms_norm(h, layer["norm1"], eps),
+            layer["attn"],
+            heads,
+            kv_heads,
+            rope,
+            eps,
+            layer.get("q_norm"),
+            layer.get("k_norm"),
+        )
         h = h + swiglu(rms_norm(h, layer["norm2"], eps), *layer["ffn"])
     return rms_norm(h, final_norm, eps) @ output.T
 
@@ -173,9 +204,14 @@ def projector_weights(layout: str, vision_hidden: int, bias: bool = True, seed: 
         if bias:
             state["vision_proj.vision_proj.0.bias"] = w(DIM)
         return state
-    return {"vision_proj.mlp.0.weight": w(vision_hidden, norm=True), "vision_proj.mlp.0.bias": w(vision_hidden),
-            "vision_proj.mlp.1.weight": w(DIM, vision_hidden), "vision_proj.mlp.1.bias": w(DIM),
-            "vision_proj.mlp.3.weight": w(DIM, DIM), "vision_proj.mlp.3.bias": w(DIM)}
+    return {
+        "vision_proj.mlp.0.weight": w(vision_hidden, norm=True),
+        "vision_proj.mlp.0.bias": w(vision_hidden),
+        "vision_proj.mlp.1.weight": w(DIM, vision_hidden),
+        "vision_proj.mlp.1.bias": w(DIM),
+        "vision_proj.mlp.3.weight": w(DIM, DIM),
+        "vision_proj.mlp.3.bias": w(DIM),
+    }
 
 
 def original_checkpoint(case: str):
@@ -184,8 +220,15 @@ def original_checkpoint(case: str):
     if case == "minimind2-v":  # 2025 code: MiniMindForCausalLM names + VisionProj on CLIP ViT-B/16 without CLS
         state, _ = llama_checkpoint(qk_norm=False)
         settings = dict(heads=4, kv_heads=2, rope=lambda x: rope_rotate_half(x, 1e6), eps=1e-5)
-        tower, recipe, projector, overrides = "clip", "clip_last_hidden_state_without_cls", ("linear", True), {"num_attention_heads": 4}
-    elif case == "minimind2-v-2024-names-unbiased":  # early-2025 MiniMind2-V: 2024 names (complex RoPE), theta 1e6; a bias-free Linear
+        tower, recipe, projector, overrides = (
+            "clip",
+            "clip_last_hidden_state_without_cls",
+            ("linear", True),
+            {"num_attention_heads": 4},
+        )
+    elif (
+        case == "minimind2-v-2024-names-unbiased"
+    ):  # early-2025 MiniMind2-V: 2024 names (complex RoPE), theta 1e6; a bias-free Linear
         state, _ = gen1_checkpoint(heads=4, kv_heads=2, theta=1e6)
         settings = dict(heads=4, kv_heads=2, rope=lambda x: rope_complex_adjacent(x, 1e6), eps=1e-5)
         tower, recipe, projector = "clip", "clip_last_hidden_state_without_cls", ("linear", False)
@@ -219,16 +262,19 @@ def tokenizers(tmp_path_factory):
     """MiniMind2-V's tokenizer (no named image token) and minimind-3v's (<|image_pad|> named), both
     with a template that renders string content only, as the originals do."""
     root = tmp_path_factory.mktemp("tokenizers")
-    return {"minimind2": original_tokenizer(root / "minimind2"),
-            "minimind3": original_tokenizer(root / "minimind3", image_tokens=True)}
+    return {
+        "minimind2": original_tokenizer(root / "minimind2"),
+        "minimind3": original_tokenizer(root / "minimind3", image_tokens=True),
+    }
 
 
 def original_prompt_ids(tokenizer, text: str, placeholder: str, chat: bool = False) -> list[int]:
     """The original's prompt: each <image> -> the bare placeholder run, in the message text."""
     text = text.replace("<image>", placeholder * PATCHES)
     if chat:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                             tokenize=False)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
     return tokenizer(text)["input_ids"]
 
 
@@ -237,8 +283,13 @@ def test_converted_vlm_logits_and_prompts_equal_the_original(case, towers, token
     state, settings, tower_kind, recipe, overrides, tokenizer_kind, placeholder = original_checkpoint(case)
     tower = towers[tower_kind]
     torch.save(state, tmp_path / "sft_vlm_64.pth")
-    convert_vlm_checkpoint(tmp_path / "sft_vlm_64.pth", tower, out=tmp_path / "converted", overrides=overrides,
-                           tokenizer=tokenizers[tokenizer_kind])
+    convert_vlm_checkpoint(
+        tmp_path / "sft_vlm_64.pth",
+        tower,
+        out=tmp_path / "converted",
+        overrides=overrides,
+        tokenizer=tokenizers[tokenizer_kind],
+    )
 
     # The converted folder reloads with the Auto classes and keeps the original's prompt layout.
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "converted").eval()
@@ -272,8 +323,9 @@ def test_converted_vlm_logits_and_prompts_equal_the_original(case, towers, token
     # The README's list-content snippet gives the original's chat prompt.
     prompt = processor.apply_chat_template(README_MESSAGES, add_generation_prompt=True, tokenize=False)
     inputs = processor(text=prompt, images=[image("red")], return_tensors="pt")
-    assert inputs["input_ids"][0].tolist() == original_prompt_ids(original, "<image>What colour is the shape?",
-                                                                  placeholder, chat=True)
+    assert inputs["input_ids"][0].tolist() == original_prompt_ids(
+        original, "<image>What colour is the shape?", placeholder, chat=True
+    )
     # String content renders exactly as the original template does (the prelude only flattens lists).
     text = [{"role": "user", "content": "hi"}]
     assert processor.apply_chat_template(text, tokenize=False) == original.apply_chat_template(text, tokenize=False)
@@ -302,8 +354,13 @@ def test_minimind2_tokenizer_keeps_at_sign_plain_text(towers, tokenizers, tmp_pa
     """`@` is MiniMind2-V's placeholder but an ordinary character of its tokenizer: the saved
     tokenizer does not turn it into a (skipped) special token."""
     state, *_, overrides, _, _ = original_checkpoint("minimind2-v")
-    convert_vlm_checkpoint(save(state, tmp_path / "m.pth"), towers["clip"], tmp_path / "out", overrides=overrides,
-                           tokenizer=tokenizers["minimind2"])
+    convert_vlm_checkpoint(
+        save(state, tmp_path / "m.pth"),
+        towers["clip"],
+        tmp_path / "out",
+        overrides=overrides,
+        tokenizer=tokenizers["minimind2"],
+    )
     saved = AutoTokenizer.from_pretrained(tmp_path / "out")
     assert saved.decode(saved("mail me @ home")["input_ids"], skip_special_tokens=True) == "mail me @ home"
     assert "image_token" not in json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
@@ -319,8 +376,14 @@ def test_minimind2_tokenizer_keeps_at_sign_plain_text(towers, tokenizers, tmp_pa
     png = io.BytesIO()
     image("red").save(png, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
-    prompt = engine.encode_prompt([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                                                {"type": "text", "text": "Colour?"}]}])
+    prompt = engine.encode_prompt(
+        [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Colour?"}],
+            }
+        ]
+    )
     original = AutoTokenizer.from_pretrained(tokenizers["minimind2"])
     assert prompt.input_ids == original_prompt_ids(original, "<image>Colour?", "@", chat=True)
 
@@ -364,16 +427,24 @@ def test_language_model_keys_are_strict(towers, tokenizers, tmp_path):
     state, *_ = original_checkpoint("minimind2-v")
     del state["model.layers.1.mlp.up_proj.weight"]
     with pytest.raises(CheckpointError, match=r"missing \(1\): model.layers.1.mlp.up_proj.weight"):
-        convert_vlm_checkpoint(save(state, tmp_path / "m.pth"), towers["clip"], overrides={"num_attention_heads": 4},
-                               tokenizer=tokenizers["minimind2"])
+        convert_vlm_checkpoint(
+            save(state, tmp_path / "m.pth"),
+            towers["clip"],
+            overrides={"num_attention_heads": 4},
+            tokenizer=tokenizers["minimind2"],
+        )
 
 
 def test_wrong_tower_is_refused(towers, tokenizers, tmp_path):
     state, *_ = original_checkpoint("minimind2-v")
     state.update(projector_weights("linear", vision_hidden=32))  # trained on a 32-wide tower, not ours (48)
     with pytest.raises(CheckpointError, match="projector shapes do not fit"):
-        convert_vlm_checkpoint(save(state, tmp_path / "m.pth"), towers["clip"], overrides={"num_attention_heads": 4},
-                               tokenizer=tokenizers["minimind2"])
+        convert_vlm_checkpoint(
+            save(state, tmp_path / "m.pth"),
+            towers["clip"],
+            overrides={"num_attention_heads": 4},
+            tokenizer=tokenizers["minimind2"],
+        )
 
 
 def test_wrong_or_missing_tokenizer_is_refused(towers, tokenizers, tmp_path):
@@ -391,8 +462,14 @@ def test_interim_strip_merging_layout_is_refused(towers, tokenizers, tmp_path):
     for key in [k for k in state if k.startswith("vision_proj.")]:
         del state[key]
     # Linear(768 * 4 -> hidden), GELU, Linear: four consecutive SigLIP2 tokens concatenated.
-    state.update({"vision_proj.mlp.0.weight": torch.zeros(DIM, 4 * 48), "vision_proj.mlp.0.bias": torch.zeros(DIM),
-                  "vision_proj.mlp.2.weight": torch.zeros(DIM, DIM), "vision_proj.mlp.2.bias": torch.zeros(DIM)})
+    state.update(
+        {
+            "vision_proj.mlp.0.weight": torch.zeros(DIM, 4 * 48),
+            "vision_proj.mlp.0.bias": torch.zeros(DIM),
+            "vision_proj.mlp.2.weight": torch.zeros(DIM, DIM),
+            "vision_proj.mlp.2.bias": torch.zeros(DIM),
+        }
+    )
     with pytest.raises(CheckpointError, match="1x4 strips"):
         convert_vlm_checkpoint(save(state, tmp_path / "m.pth"), towers["siglip"], tokenizer=tokenizers["minimind3"])
 
@@ -403,8 +480,12 @@ def test_text_converter_points_vlm_checkpoints_to_the_vision_tower(tokenizers, t
         convert_checkpoint(save(state, tmp_path / "m.pth"), overrides={"num_attention_heads": 4})
     text_only = {k: v for k, v in state.items() if not k.startswith("vision_proj.")}
     with pytest.raises(CheckpointError, match="not a MiniMind-V checkpoint"):
-        convert_vlm_checkpoint(save(text_only, tmp_path / "llm.pth"), tmp_path, overrides={"num_attention_heads": 4},
-                               tokenizer=tokenizers["minimind2"])
+        convert_vlm_checkpoint(
+            save(text_only, tmp_path / "llm.pth"),
+            tmp_path,
+            overrides={"num_attention_heads": 4},
+            tokenizer=tokenizers["minimind2"],
+        )
 
 
 def test_resume_file_with_tower_weights_and_fp16(towers, tokenizers, tmp_path, capsys):
@@ -413,8 +494,9 @@ def test_resume_file_with_tower_weights_and_fp16(towers, tokenizers, tmp_path, c
     state, settings, _, recipe, overrides, *_ = original_checkpoint("minimind2-v")
     tower_state = {f"vision_encoder.{k}": v for k, v in CLIPModel.from_pretrained(towers["clip"]).state_dict().items()}
     wrapped = {"model": {f"module.{k}": v.half() for k, v in {**state, **tower_state}.items()}, "epoch": 1}
-    model = convert_vlm_checkpoint(save(wrapped, tmp_path / "resume.pth"), towers["clip"], overrides=overrides,
-                                   tokenizer=tokenizers["minimind2"])
+    model = convert_vlm_checkpoint(
+        save(wrapped, tmp_path / "resume.pth"), towers["clip"], overrides=overrides, tokenizer=tokenizers["minimind2"]
+    )
     assert f"ignored {len(tower_state)} vision_encoder.* tensors" in capsys.readouterr().out
     assert model.dtype == torch.float32
     expected = state["vision_proj.vision_proj.0.weight"].half().float()
@@ -424,26 +506,29 @@ def test_resume_file_with_tower_weights_and_fp16(towers, tokenizers, tmp_path, c
 # ----------------------------------------------------------------------------- command line
 
 
-def _load_script(name):
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_converts_a_vlm_and_the_result_exports(towers, tokenizers, tmp_path, capsys):
     """MiniMind2-V with its own tokenizer, by the command line; the export runs the README snippet."""
     from minimind_hf.export import export_model
 
     state, settings, _, recipe, *_ = original_checkpoint("minimind2-v")
     path = save(state, tmp_path / "sft_vlm_512.pth")
-    cli = _load_script("convert_checkpoint")
-    cli.main([str(path), str(tmp_path / "converted"), "--vision-tower", str(towers["clip"]),
-              "--tokenizer", str(tokenizers["minimind2"]), "--num-attention-heads", "4"])
-    assert "clip_vision_model tower, linear projector, 16 x @ per image, no start/end markers" in capsys.readouterr().out
+    convert_cli.main(
+        [
+            str(path),
+            str(tmp_path / "converted"),
+            "--vision-tower",
+            str(towers["clip"]),
+            "--tokenizer",
+            str(tokenizers["minimind2"]),
+            "--num-attention-heads",
+            "4",
+        ]
+    )
+    assert (
+        "clip_vision_model tower, linear projector, 16 x @ per image, no start/end markers" in capsys.readouterr().out
+    )
     with pytest.raises(SystemExit) as exit_:  # a layout flag without a tower exits with the reason
-        cli.main([str(path), str(tmp_path / "x"), "--vlm-layout", "mlp"])
+        convert_cli.main([str(path), str(tmp_path / "x"), "--vlm-layout", "mlp"])
     assert exit_.value.code == 2
 
     out = export_model(tmp_path / "converted", tmp_path / "export")
@@ -454,8 +539,9 @@ def test_cli_converts_a_vlm_and_the_result_exports(towers, tokenizers, tmp_path,
     prompt = processor.apply_chat_template(README_MESSAGES, add_generation_prompt=True, tokenize=False)
     inputs = processor(text=prompt, images=[image("noise")], return_tensors="pt")
     original = AutoTokenizer.from_pretrained(tokenizers["minimind2"])
-    assert inputs["input_ids"][0].tolist() == original_prompt_ids(original, "<image>What colour is the shape?", "@",
-                                                                  chat=True)
+    assert inputs["input_ids"][0].tolist() == original_prompt_ids(
+        original, "<image>What colour is the shape?", "@", chat=True
+    )
     projected = original_projector(original_features(towers["clip"], recipe, inputs["pixel_values"]), state)
     reference = original_logits(state, inputs["input_ids"], projected, processor.image_token_id, **settings)
     with torch.no_grad():

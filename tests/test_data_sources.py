@@ -1,4 +1,4 @@
-"""Loading, validating and normalising user data (minimind_hf.data.sources)."""
+"""Loading, validating and normalising user data (minimind_hf.data: readers, schema, report, sources)."""
 
 import json
 from collections import Counter
@@ -6,8 +6,7 @@ from collections import Counter
 import datasets
 import pytest
 
-from minimind_hf.data import sources as S
-from minimind_hf.data.sources import (
+from minimind_hf.data import (
     DataSource,
     DataSourceError,
     DataValidationError,
@@ -15,7 +14,10 @@ from minimind_hf.data.sources import (
     chat_messages,
     iter_records,
     load_records,
+    schema,
 )
+from minimind_hf.data import report as R
+from minimind_hf.data import sources as S
 
 
 def msg(role, content, reasoning="", tool_calls="", name=""):
@@ -24,8 +26,10 @@ def msg(role, content, reasoning="", tool_calls="", name=""):
 
 def write_jsonl(path, records):
     """Records are dumped as JSON; plain strings are written verbatim (to make bad lines)."""
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records),
-                    encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records),
+        encoding="utf-8",
+    )
     return str(path)
 
 
@@ -61,45 +65,73 @@ def test_sft_conversations_and_messages(tmp_path, key):
 
 
 def test_sharegpt_from_value_with_tool_call(tmp_path):
-    record = {"conversations": [
-        {"from": "system", "value": "Be brief."},
-        {"from": "human", "value": "1+2?"},
-        {"from": "function_call", "value": json.dumps(CALL)},
-        {"from": "observation", "value": "3"},
-        {"from": "gpt", "value": "3"},
-    ], "tools": json.dumps([{"name": "add"}])}
+    record = {
+        "conversations": [
+            {"from": "system", "value": "Be brief."},
+            {"from": "human", "value": "1+2?"},
+            {"from": "function_call", "value": json.dumps(CALL)},
+            {"from": "observation", "value": "3"},
+            {"from": "gpt", "value": "3"},
+        ],
+        "tools": json.dumps([{"name": "add"}]),
+    }
     assert load_one(tmp_path, record, "sft") == {
-        "messages": [msg("system", "Be brief."), msg("user", "1+2?"), msg("assistant", "", tool_calls=CALL_JSON),
-                     msg("tool", "3"), msg("assistant", "3")],
-        "tools": '[{"name": "add"}]', "images": "", "id": "",
+        "messages": [
+            msg("system", "Be brief."),
+            msg("user", "1+2?"),
+            msg("assistant", "", tool_calls=CALL_JSON),
+            msg("tool", "3"),
+            msg("assistant", "3"),
+        ],
+        "tools": '[{"name": "add"}]',
+        "images": "",
+        "id": "",
     }
 
 
 @pytest.mark.parametrize("tool_calls", [CALL_JSON, [CALL], CALL], ids=["json-string", "list", "object"])
 def test_tool_calls_string_or_object(tmp_path, tool_calls):
-    record = {"conversations": [{"role": "user", "content": "1+2?"},
-                                {"role": "assistant", "content": "", "tool_calls": tool_calls},
-                                {"role": "tool", "content": "3", "name": "add"},
-                                {"role": "assistant", "content": "3"}]}
+    record = {
+        "conversations": [
+            {"role": "user", "content": "1+2?"},
+            {"role": "assistant", "content": "", "tool_calls": tool_calls},
+            {"role": "tool", "content": "3", "name": "add"},
+            {"role": "assistant", "content": "3"},
+        ]
+    }
     assert load_one(tmp_path, record, "sft")["messages"] == [
-        msg("user", "1+2?"), msg("assistant", "", tool_calls=CALL_JSON), msg("tool", "3", name="add"),
-        msg("assistant", "3")]
+        msg("user", "1+2?"),
+        msg("assistant", "", tool_calls=CALL_JSON),
+        msg("tool", "3", name="add"),
+        msg("assistant", "3"),
+    ]
 
 
-@pytest.mark.parametrize("assistant", [
-    {"role": "assistant", "content": "It is 4.", "reasoning_content": "2+2=4"},
-    {"role": "assistant", "content": "<think>\n2+2=4\n</think>\n\nIt is 4."},
-], ids=["field", "think-tag"])
+@pytest.mark.parametrize(
+    "assistant",
+    [
+        {"role": "assistant", "content": "It is 4.", "reasoning_content": "2+2=4"},
+        {"role": "assistant", "content": "<think>\n2+2=4\n</think>\n\nIt is 4."},
+    ],
+    ids=["field", "think-tag"],
+)
 def test_reasoning_field_or_think_tag(tmp_path, assistant):
     record = {"conversations": [{"role": "user", "content": "2+2?"}, assistant]}
     assert load_one(tmp_path, record, "sft")["messages"][1] == msg("assistant", "It is 4.", reasoning="2+2=4")
 
 
 def test_think_tag_only_split_when_leading_and_on_assistant(tmp_path):
-    record = {"conversations": [{"role": "user", "content": "<think>x</think> literal"},
-                                {"role": "assistant", "content": "Answer <think>not reasoning</think>"}]}
+    record = {
+        "conversations": [
+            {"role": "user", "content": "<think>x</think> literal"},
+            {"role": "assistant", "content": "Answer <think>not reasoning</think>"},
+        ]
+    }
     messages = load_one(tmp_path, record, "sft")["messages"]
-    assert messages == [msg("user", "<think>x</think> literal"), msg("assistant", "Answer <think>not reasoning</think>")]
+    assert messages == [
+        msg("user", "<think>x</think> literal"),
+        msg("assistant", "Answer <think>not reasoning</think>"),
+    ]
 
 
 @pytest.mark.parametrize("where", ["record-string", "record-list", "system-tools", "system-functions"])
@@ -120,21 +152,52 @@ def test_tools_field(tmp_path, where):
 
 def test_record_level_system_prompt_is_prepended(tmp_path):
     record = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}], "system": "S"}
-    assert load_one(tmp_path, record, "sft")["messages"] == [msg("system", "S"), msg("user", "Hi"), msg("assistant", "Hello!")]
+    assert load_one(tmp_path, record, "sft")["messages"] == [
+        msg("system", "S"),
+        msg("user", "Hi"),
+        msg("assistant", "Hello!"),
+    ]
 
 
 def test_images_minimind_v_llava_minicpm(tmp_path):
     image_turns = [{"role": "user", "content": "<image>\nWhat is it?"}, {"role": "assistant", "content": "A cat."}]
     minimind_v = write_jsonl(tmp_path / "minimind_v.jsonl", [{"conversations": image_turns, "image": "a.jpg, b.jpg"}])
     llava = tmp_path / "llava.json"
-    llava.write_text(json.dumps([{"id": "000000033471", "image": "coco/1.jpg", "conversations": [
-        {"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A cat."}]}]))
+    llava.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "000000033471",
+                    "image": "coco/1.jpg",
+                    "conversations": [
+                        {"from": "human", "value": "<image>\nWhat is it?"},
+                        {"from": "gpt", "value": "A cat."},
+                    ],
+                }
+            ]
+        )
+    )
     minicpm = tmp_path / "minicpm.json"
-    minicpm.write_text(json.dumps([{"id": "0", "image": {"<image_01>": "p/1.jpg", "<image_00>": "p/0.jpg"},
-                                    "conversations": [{"role": "user", "content": "<image_00>\n<image_01>\nSame?"},
-                                                      {"role": "assistant", "content": "No."}]}]))
+    minicpm.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "0",
+                    "image": {"<image_01>": "p/1.jpg", "<image_00>": "p/0.jpg"},
+                    "conversations": [
+                        {"role": "user", "content": "<image_00>\n<image_01>\nSame?"},
+                        {"role": "assistant", "content": "No."},
+                    ],
+                }
+            ]
+        )
+    )
     dataset, report = load(tmp_path, [minimind_v, str(llava), str(minicpm)], "sft")
-    assert dataset["images"] == ['["a.jpg", "b.jpg"]', '["coco/1.jpg"]', '{"<image_01>": "p/1.jpg", "<image_00>": "p/0.jpg"}']
+    assert dataset["images"] == [
+        '["a.jpg", "b.jpg"]',
+        '["coco/1.jpg"]',
+        '{"<image_01>": "p/1.jpg", "<image_00>": "p/0.jpg"}',
+    ]
     assert dataset["id"] == ["", "000000033471", "0"]
     assert dataset[1]["messages"] == [msg("user", "<image>\nWhat is it?"), msg("assistant", "A cat.")]
     assert list(json.loads(dataset[2]["images"])) == ["<image_01>", "<image_00>"]  # mapping order kept
@@ -145,40 +208,69 @@ DPO_PROMPT = [msg("user", "Q")]
 
 
 def test_dpo_implicit_prompt(tmp_path):
-    record = {"chosen": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
-                         {"role": "assistant", "content": "good"}],
-              "rejected": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
-                           {"role": "assistant", "content": "bad"}]}
+    record = {
+        "chosen": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "Q"},
+            {"role": "assistant", "content": "good"},
+        ],
+        "rejected": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "Q"},
+            {"role": "assistant", "content": "bad"},
+        ],
+    }
     assert load_one(tmp_path, record, "dpo") == {
-        "prompt": [msg("system", "S"), msg("user", "Q")], "chosen": [msg("assistant", "good")],
-        "rejected": [msg("assistant", "bad")]}
+        "prompt": [msg("system", "S"), msg("user", "Q")],
+        "chosen": [msg("assistant", "good")],
+        "rejected": [msg("assistant", "bad")],
+    }
 
 
 def test_dpo_implicit_prompt_multi_turn(tmp_path):
-    history = [{"role": "user", "content": "A"}, {"role": "assistant", "content": "B"}, {"role": "user", "content": "Q"}]
-    record = {"chosen": [*history, {"role": "assistant", "content": "good"}],
-              "rejected": [*history, {"role": "assistant", "content": "bad"}]}
+    history = [
+        {"role": "user", "content": "A"},
+        {"role": "assistant", "content": "B"},
+        {"role": "user", "content": "Q"},
+    ]
+    record = {
+        "chosen": [*history, {"role": "assistant", "content": "good"}],
+        "rejected": [*history, {"role": "assistant", "content": "bad"}],
+    }
     out = load_one(tmp_path, record, "dpo")
     assert out["prompt"] == [msg("user", "A"), msg("assistant", "B"), msg("user", "Q")]
     assert out["chosen"] == [msg("assistant", "good")] and out["rejected"] == [msg("assistant", "bad")]
 
 
-@pytest.mark.parametrize("record", [
-    {"prompt": "Q", "chosen": "good", "rejected": "bad"},
-    {"prompt": [{"role": "user", "content": "Q"}], "chosen": [{"role": "assistant", "content": "good"}],
-     "rejected": [{"role": "assistant", "content": "bad"}]},
-    # UltraFeedback style: a prompt string plus full conversations
-    {"prompt": "Q", "chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "good"}],
-     "rejected": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "bad"}]},
-], ids=["strings", "messages", "prompt-and-full-conversations"])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"prompt": "Q", "chosen": "good", "rejected": "bad"},
+        {
+            "prompt": [{"role": "user", "content": "Q"}],
+            "chosen": [{"role": "assistant", "content": "good"}],
+            "rejected": [{"role": "assistant", "content": "bad"}],
+        },
+        # UltraFeedback style: a prompt string plus full conversations
+        {
+            "prompt": "Q",
+            "chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "good"}],
+            "rejected": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "bad"}],
+        },
+    ],
+    ids=["strings", "messages", "prompt-and-full-conversations"],
+)
 def test_dpo_explicit_prompt(tmp_path, record):
     assert load_one(tmp_path, record, "dpo") == {
-        "prompt": DPO_PROMPT, "chosen": [msg("assistant", "good")], "rejected": [msg("assistant", "bad")]}
+        "prompt": DPO_PROMPT,
+        "chosen": [msg("assistant", "good")],
+        "rejected": [msg("assistant", "bad")],
+    }
 
 
 def test_canonical_schema_is_stable(tmp_path):
     dataset, _ = load(tmp_path, write_jsonl(tmp_path / "a.jsonl", [{"conversations": USER_ASSISTANT}]), "sft")
-    assert dataset.features == S.features("sft")
+    assert dataset.features == schema.features("sft")
     assert dataset.features["messages"].feature.keys() == {"role", "content", "reasoning_content", "tool_calls", "name"}
 
 
@@ -192,64 +284,131 @@ def test_json_file_variants(tmp_path):
 
 
 def test_normalise_record_single():
-    assert S.normalise_record({"prompt": "Q", "chosen": "a", "rejected": "b"}, "dpo")["prompt"] == DPO_PROMPT
+    assert schema.normalise_record({"prompt": "Q", "chosen": "a", "rejected": "b"}, "dpo")["prompt"] == DPO_PROMPT
     with pytest.raises(DataValidationError, match="^<record>: missing field 'text'$"):
-        S.normalise_record({}, "pretrain")
+        schema.normalise_record({}, "pretrain")
 
 
 def test_chat_messages_decodes_canonical_fields():
-    messages = [msg("user", "Hi"), msg("assistant", "", reasoning="r", tool_calls=CALL_JSON), msg("tool", "3", name="add")]
+    messages = [
+        msg("user", "Hi"),
+        msg("assistant", "", reasoning="r", tool_calls=CALL_JSON),
+        msg("tool", "3", name="add"),
+    ]
     assert chat_messages(messages) == [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "", "reasoning_content": "r", "tool_calls": [CALL]},
-        {"role": "tool", "content": "3", "name": "add"}]
+        {"role": "tool", "content": "3", "name": "add"},
+    ]
 
 
 # --------------------------------------------------------------------------- validation
 
 BAD_RECORDS = [
-    ("pretrain", "not json", S.MALFORMED_JSON, "malformed JSON (Expecting value at column 1)"),
-    ("pretrain", '{"text": "a" "b"}', S.MALFORMED_JSON, "malformed JSON (Expecting ',' delimiter at column 14)"),
-    ("pretrain", [1, 2], S.NOT_AN_OBJECT, "record is not a JSON object (got list)"),
-    ("pretrain", {"txt": "a"}, S.MISSING_FIELD, "missing field 'text'"),
-    ("pretrain", {"text": 5}, S.WRONG_TYPE, "'text' must be a string, got number"),
-    ("pretrain", {"text": "  "}, S.EMPTY_CONTENT, "empty 'text'"),
-    ("sft", {"foo": 1}, S.MISSING_FIELD, "missing field 'conversations' (or 'messages')"),
-    ("sft", {"conversations": "hi"}, S.WRONG_TYPE, "'conversations' must be a list, got string"),
-    ("sft", {"conversations": [{"content": "hi"}]}, S.MISSING_FIELD, "missing field 'conversations[0].role'"),
-    ("sft", {"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 7}]},
-     S.WRONG_TYPE, "'conversations[1].content' must be a string, got number"),
-    ("sft", {"conversations": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]},
-     S.UNKNOWN_ROLE, "unknown role 'bot' in 'conversations[1]'"),
-    ("sft", {"conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "x"}]},
-     S.UNKNOWN_ROLE, "unknown role 'robot' in 'conversations[1]'"),
-    ("sft", {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]},
-     S.EMPTY_CONTENT, "empty content in 'messages[1]' (assistant)"),
-    ("sft", {"conversations": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]},
-     S.EMPTY_CONTENT, "empty content in 'conversations[0]' (user)"),
-    ("sft", {"conversations": [{"role": "user", "content": "hi"}]}, S.NO_ASSISTANT_TURN,
-     "'conversations' has no assistant turn"),
-    ("sft", {"conversations": [{"role": "user", "content": "hi"},
-                               {"role": "assistant", "content": "", "tool_calls": "[{oops"}]},
-     S.MALFORMED_JSON, "'conversations[1].tool_calls' is not valid JSON (Expecting property name enclosed in double quotes)"),
-    ("sft", {"conversations": USER_ASSISTANT, "image": 3}, S.WRONG_TYPE,
-     "'image' must be a string, a list or an object, got number"),
-    ("dpo", {"chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "a"}],
-             "rejected": [{"role": "user", "content": "Q2"}, {"role": "assistant", "content": "b"}]},
-     S.PROMPT_MISMATCH, "chosen and rejected prompts differ"),
-    ("dpo", {"prompt": "Q", "chosen": "", "rejected": "b"}, S.EMPTY_COMPLETION, "'chosen' is empty"),
-    ("dpo", {"prompt": "Q", "chosen": "a", "rejected": []}, S.EMPTY_COMPLETION, "'rejected' is empty"),
-    ("dpo", {"chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "a"}],
-             "rejected": [{"role": "user", "content": "Q"}]}, S.EMPTY_COMPLETION, "'rejected' has no assistant reply"),
-    ("dpo", {"prompt": "Q", "chosen": "a"}, S.MISSING_FIELD, "missing field 'rejected'"),
-    ("dpo", {"prompt": "Q", "chosen": [{"role": "user", "content": "other"}, {"role": "assistant", "content": "a"}],
-             "rejected": "b"}, S.PROMPT_MISMATCH, "'chosen' does not start with 'prompt'"),
+    ("pretrain", "not json", R.MALFORMED_JSON, "malformed JSON (Expecting value at column 1)"),
+    ("pretrain", '{"text": "a" "b"}', R.MALFORMED_JSON, "malformed JSON (Expecting ',' delimiter at column 14)"),
+    ("pretrain", [1, 2], R.NOT_AN_OBJECT, "record is not a JSON object (got list)"),
+    ("pretrain", {"txt": "a"}, R.MISSING_FIELD, "missing field 'text'"),
+    ("pretrain", {"text": 5}, R.WRONG_TYPE, "'text' must be a string, got number"),
+    ("pretrain", {"text": "  "}, R.EMPTY_CONTENT, "empty 'text'"),
+    ("sft", {"foo": 1}, R.MISSING_FIELD, "missing field 'conversations' (or 'messages')"),
+    ("sft", {"conversations": "hi"}, R.WRONG_TYPE, "'conversations' must be a list, got string"),
+    ("sft", {"conversations": [{"content": "hi"}]}, R.MISSING_FIELD, "missing field 'conversations[0].role'"),
+    (
+        "sft",
+        {"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 7}]},
+        R.WRONG_TYPE,
+        "'conversations[1].content' must be a string, got number",
+    ),
+    (
+        "sft",
+        {"conversations": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]},
+        R.UNKNOWN_ROLE,
+        "unknown role 'bot' in 'conversations[1]'",
+    ),
+    (
+        "sft",
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "x"}]},
+        R.UNKNOWN_ROLE,
+        "unknown role 'robot' in 'conversations[1]'",
+    ),
+    (
+        "sft",
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]},
+        R.EMPTY_CONTENT,
+        "empty content in 'messages[1]' (assistant)",
+    ),
+    (
+        "sft",
+        {"conversations": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]},
+        R.EMPTY_CONTENT,
+        "empty content in 'conversations[0]' (user)",
+    ),
+    (
+        "sft",
+        {"conversations": [{"role": "user", "content": "hi"}]},
+        R.NO_ASSISTANT_TURN,
+        "'conversations' has no assistant turn",
+    ),
+    (
+        "sft",
+        {
+            "conversations": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "", "tool_calls": "[{oops"},
+            ]
+        },
+        R.MALFORMED_JSON,
+        "'conversations[1].tool_calls' is not valid JSON (Expecting property name enclosed in double quotes)",
+    ),
+    (
+        "sft",
+        {"conversations": USER_ASSISTANT, "image": 3},
+        R.WRONG_TYPE,
+        "'image' must be a string, a list or an object, got number",
+    ),
+    (
+        "dpo",
+        {
+            "chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "user", "content": "Q2"}, {"role": "assistant", "content": "b"}],
+        },
+        R.PROMPT_MISMATCH,
+        "chosen and rejected prompts differ",
+    ),
+    ("dpo", {"prompt": "Q", "chosen": "", "rejected": "b"}, R.EMPTY_COMPLETION, "'chosen' is empty"),
+    ("dpo", {"prompt": "Q", "chosen": "a", "rejected": []}, R.EMPTY_COMPLETION, "'rejected' is empty"),
+    (
+        "dpo",
+        {
+            "chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "user", "content": "Q"}],
+        },
+        R.EMPTY_COMPLETION,
+        "'rejected' has no assistant reply",
+    ),
+    ("dpo", {"prompt": "Q", "chosen": "a"}, R.MISSING_FIELD, "missing field 'rejected'"),
+    (
+        "dpo",
+        {
+            "prompt": "Q",
+            "chosen": [{"role": "user", "content": "other"}, {"role": "assistant", "content": "a"}],
+            "rejected": "b",
+        },
+        R.PROMPT_MISMATCH,
+        "'chosen' does not start with 'prompt'",
+    ),
 ]
-GOOD = {"pretrain": {"text": "fine"}, "sft": {"conversations": USER_ASSISTANT},
-        "dpo": {"prompt": "Q", "chosen": "a", "rejected": "b"}}
+GOOD = {
+    "pretrain": {"text": "fine"},
+    "sft": {"conversations": USER_ASSISTANT},
+    "dpo": {"prompt": "Q", "chosen": "a", "rejected": "b"},
+}
 
 
-@pytest.mark.parametrize("kind,bad,reason,detail", BAD_RECORDS, ids=[f"{k}-{r}-{i}" for i, (k, _, r, _) in enumerate(BAD_RECORDS)])
+@pytest.mark.parametrize(
+    "kind,bad,reason,detail", BAD_RECORDS, ids=[f"{k}-{r}-{i}" for i, (k, _, r, _) in enumerate(BAD_RECORDS)]
+)
 def test_bad_record_jsonl(tmp_path, kind, bad, reason, detail):
     path = write_jsonl(tmp_path / "data.jsonl", [GOOD[kind], bad, GOOD[kind]])
     with pytest.raises(DataValidationError) as caught:
@@ -271,7 +430,7 @@ def test_bad_record_json_list_names_the_record(tmp_path):
         load(tmp_path, str(path), "sft")
     assert str(caught.value) == f"{path}:record 1: 'conversations' has no assistant turn"
     dataset, report = load(tmp_path, str(path), "sft", skip_invalid=True)
-    assert len(dataset) == 2 and report.skipped_by_reason == Counter({S.NO_ASSISTANT_TURN: 1})
+    assert len(dataset) == 2 and report.skipped_by_reason == Counter({R.NO_ASSISTANT_TURN: 1})
 
 
 def test_malformed_json_list_file_is_fatal_even_when_skipping(tmp_path):
@@ -285,19 +444,29 @@ def test_malformed_json_list_file_is_fatal_even_when_skipping(tmp_path):
 
 def test_skip_invalid_counts_per_reason_and_report_adds_up(tmp_path):
     ok = GOOD["sft"]
-    first = write_jsonl(tmp_path / "a.jsonl", [
-        ok, "{broken", ok, {"conversations": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]},
-        "", "[]", ok, "also broken",
-    ])
+    first = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            ok,
+            "{broken",
+            ok,
+            {"conversations": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]},
+            "",
+            "[]",
+            ok,
+            "also broken",
+        ],
+    )
     second = write_jsonl(tmp_path / "b.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}, ok])
     dataset, report = load(tmp_path, [first, second], "sft", skip_invalid=True)
     assert len(dataset) == 4
-    assert report.skipped_by_reason == Counter({S.MALFORMED_JSON: 2, S.UNKNOWN_ROLE: 1, S.NOT_AN_OBJECT: 1,
-                                                S.NO_ASSISTANT_TURN: 1})
+    assert report.skipped_by_reason == Counter(
+        {R.MALFORMED_JSON: 2, R.UNKNOWN_ROLE: 1, R.NOT_AN_OBJECT: 1, R.NO_ASSISTANT_TURN: 1}
+    )
     a, b = report.files[first], report.files[second]
     assert (a.read, a.kept, sum(a.skipped.values())) == (7, 3, 4)  # the blank line 5 is not a record
     assert (b.read, b.kept, sum(b.skipped.values())) == (2, 1, 1)
-    assert a.examples[S.MALFORMED_JSON] == [f"{first}:2", f"{first}:8"]
+    assert a.examples[R.MALFORMED_JSON] == [f"{first}:2", f"{first}:8"]
     assert report.read == report.kept + report.skipped == 9
     summary = report.summary()
     assert "data report (sft): read 9, kept 4, skipped 5" in summary
@@ -310,7 +479,7 @@ def test_report_add_and_builder_fields():
     one, two = ValidationReport("sft"), ValidationReport("sft")
     one.file("a").read, one.file("a").kept = 3, 3
     two.file("a").read, two.file("a").kept = 2, 1
-    two.skip("a", DataValidationError("a:9", S.EMPTY_CONTENT, "empty"))
+    two.skip("a", DataValidationError("a:9", R.EMPTY_CONTENT, "empty"))
     two.dropped["longer than max_length"] += 2
     two.truncated, two.supervised_tokens = 4, 1234
     one.add(two)
@@ -363,8 +532,10 @@ def test_mixture_weights(tmp_path):
     assert load(tmp_path, mixture, "pretrain", seed=1)[0]["text"] == texts  # deterministic
     other_seeds = {tuple(load(tmp_path, mixture, "pretrain", seed=s)[0]["text"][:5]) for s in range(2, 6)}
     assert len(other_seeds | {tuple(a_part)}) > 1  # the seed picks the half
-    assert report.mixture == [{"source": a, "weight": 0.5, "records": 10, "selected": 5},
-                              {"source": b, "weight": 2.0, "records": 4, "selected": 8}]
+    assert report.mixture == [
+        {"source": a, "weight": 0.5, "records": 10, "selected": 5},
+        {"source": b, "weight": 2.0, "records": 4, "selected": 8},
+    ]
     assert f"{a} x0.5: 10 -> 5 records" in report.summary()
     upsampled, _ = load(tmp_path, DataSource(b, weight=2.5), "pretrain")
     assert len(upsampled) == 10
@@ -374,17 +545,22 @@ def test_parquet_and_csv(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([
-        {"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}], "id": 7},
-        {"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}], "id": 8},
-    ])
+    table = pa.Table.from_pylist(
+        [
+            {"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}], "id": 7},
+            {"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}], "id": 8},
+        ]
+    )
     parquet = str(tmp_path / "sft.parquet")
     pq.write_table(table, parquet)
     with pytest.raises(DataValidationError) as caught:
         load(tmp_path, parquet, "sft")
     assert str(caught.value) == f"{parquet}:row 1: empty content in 'conversations[1]' (assistant)"
     dataset, report = load(tmp_path, parquet, "sft", skip_invalid=True)
-    assert {k: v for k, v in dataset[0].items() if k != "location"} == {**CANONICAL_SFT, "id": "7"} and report.skipped_by_reason == Counter({S.EMPTY_CONTENT: 1})
+    assert {k: v for k, v in dataset[0].items() if k != "location"} == {
+        **CANONICAL_SFT,
+        "id": "7",
+    } and report.skipped_by_reason == Counter({R.EMPTY_CONTENT: 1})
 
     csv_path = tmp_path / "prefs.csv"
     csv_path.write_text('prompt,chosen,rejected\nQ,good,"bad, with comma"\nQ,,bad\n', encoding="utf-8-sig")
@@ -392,8 +568,11 @@ def test_parquet_and_csv(tmp_path):
         load(tmp_path, str(csv_path), "dpo")
     assert str(caught.value) == f"{csv_path}:row 1: 'chosen' is empty"
     dataset, _ = load(tmp_path, str(csv_path), "dpo", skip_invalid=True)
-    assert dataset[0] == {"prompt": DPO_PROMPT, "chosen": [msg("assistant", "good")],
-                          "rejected": [msg("assistant", "bad, with comma")]}
+    assert dataset[0] == {
+        "prompt": DPO_PROMPT,
+        "chosen": [msg("assistant", "good")],
+        "rejected": [msg("assistant", "bad, with comma")],
+    }
 
 
 def test_offline_hub_id_gives_a_clear_error(tmp_path, monkeypatch):
@@ -404,8 +583,10 @@ def test_offline_hub_id_gives_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(DataSourceError) as caught:
         load(tmp_path, DataSource("someone/no-such-dataset", split="train"), "sft")
     message = str(caught.value)
-    assert message.startswith("someone/no-such-dataset: not a local file, directory or glob, and loading it as a "
-                              "Hugging Face Hub dataset (split 'train') failed:")
+    assert message.startswith(
+        "someone/no-such-dataset: not a local file, directory or glob, and loading it as a "
+        "Hugging Face Hub dataset (split 'train') failed:"
+    )
     assert caught.value.__cause__ is None  # no chained traceback from deep inside datasets
 
 
@@ -448,8 +629,8 @@ def test_cached_build_keeps_its_report(tmp_path, monkeypatch):
     _, first = load(tmp_path, path, "pretrain", skip_invalid=True)
 
     calls = []
-    real = S._validated
-    monkeypatch.setattr(S, "_validated", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = S.validated_records
+    monkeypatch.setattr(S, "validated_records", lambda *a, **k: calls.append(1) or real(*a, **k))
     dataset, cached = load(tmp_path, path, "pretrain", skip_invalid=True)
     assert calls == [] and cached.to_dict() == first.to_dict() and dataset["text"] == ["x", "y"]  # cache hit
 
@@ -467,4 +648,4 @@ def test_all_records_skipped_gives_an_empty_dataset(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", ["bad", "worse"])
     for _ in range(2):  # the second call is a cache hit
         dataset, report = load(tmp_path, path, "sft", skip_invalid=True)
-        assert len(dataset) == 0 and dataset.features == S.features("sft") and report.skipped == 2
+        assert len(dataset) == 0 and dataset.features == schema.features("sft") and report.skipped == 2

@@ -19,22 +19,57 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """A tiny pretrained model to start SFT from (single process, a few steps)."""
-    from minimind_hf.training.cli import main
+    from minimind_hf.cli.train import main
 
     out = tmp_path_factory.mktemp("dist") / "pretrain"
-    assert main([str(ROOT / "recipes/pretrain.yaml"), "--output_dir", str(out), "--max_steps", "2",
-                 "--max_length", "64", "--disable_tqdm", "true"]) == 0
+    assert (
+        main(
+            [
+                str(ROOT / "recipes/pretrain.yaml"),
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                "2",
+                "--max_length",
+                "64",
+                "--disable_tqdm",
+                "true",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def launch(config: str, output_dir: Path, start: Path, home: str) -> dict:
-    env = {**os.environ, "MINIMIND_HF_HOME": home, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
+    env = {
+        **os.environ,
+        "MINIMIND_HF_HOME": home,
+        "OMP_NUM_THREADS": "1",
+        "MASTER_PORT": str(29500 + os.getpid() % 1000),
+    }
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "accelerate_configs" / config),
-        str(ROOT / "scripts/train.py"), str(ROOT / "recipes/sft.yaml"),
-        "--model_name_or_path", str(start), "--output_dir", str(output_dir),
-        "--max_steps", "3", "--per_device_train_batch_size", "4", "--max_length", "64", "--logging_steps", "1",
-        "--disable_tqdm", "true",
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "accelerate_configs" / config),
+        str(ROOT / "scripts/train.py"),
+        str(ROOT / "recipes/sft.yaml"),
+        "--model_name_or_path",
+        str(start),
+        "--output_dir",
+        str(output_dir),
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_length",
+        "64",
+        "--logging_steps",
+        "1",
+        "--disable_tqdm",
+        "true",
     ]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

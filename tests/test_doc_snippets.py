@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import randomize
 from PIL import Image
 
 import minimind_hf
 from minimind_hf.export import export_model
 from minimind_hf.tokenizer import load_tokenizer
 from minimind_hf.vlm import build_vlm
-from helpers import randomize
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -34,7 +34,7 @@ def python_blocks() -> list[tuple[str, int, str]]:
             if start is None and line.strip() == "```python":
                 start = number
             elif start is not None and line.strip() == "```":
-                blocks.append((doc.relative_to(ROOT).as_posix(), start, "\n".join(lines[start:number - 1])))
+                blocks.append((doc.relative_to(ROOT).as_posix(), start, "\n".join(lines[start : number - 1])))
                 start = None
     return blocks
 
@@ -47,8 +47,14 @@ def workspace(tmp_path_factory):
     """outputs/sft, outputs/vlm_sft, exports/minimind-sft, exports/minimind-v and pictures."""
     root = tmp_path_factory.mktemp("docs")
     tokenizer = load_tokenizer()
-    text = dict(vocab_size=6400, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2)
+    text = dict(
+        vocab_size=6400,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     torch.manual_seed(0)
     llm = randomize(minimind_hf.MiniMindForCausalLM(minimind_hf.MiniMindConfig(**text)), 0)
     llm.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from minimind_hf.training.cli import main
-from minimind_hf.training.common import embedded_path
+from minimind_hf.cli.train import main
+from minimind_hf.data.embedded import embedded_path
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -42,10 +42,10 @@ def chain(tmp_path_factory):
 
 
 def test_sft_recipe_answers_held_out_questions(chain):
-    import minimind_hf  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from minimind_hf.data.synthetic import arithmetic_accuracy
+    import minimind_hf  # noqa: F401
+    from minimind_hf.evaluation import arithmetic_accuracy
 
     model = AutoModelForCausalLM.from_pretrained(chain["sft"])
     tokenizer = AutoTokenizer.from_pretrained(chain["sft"])
@@ -56,10 +56,10 @@ def test_sft_recipe_answers_held_out_questions(chain):
 
 
 def test_vlm_recipes_answer_held_out_colour_questions(chain):
-    import minimind_hf  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoProcessor
 
-    from minimind_hf.data.synthetic_vision import vision_accuracy
+    import minimind_hf  # noqa: F401
+    from minimind_hf.evaluation.vision import vision_accuracy
 
     run("vlm_pretrain", "--model_name_or_path", str(chain["sft"]), "--output_dir", str(chain["vlm_pretrain"]))
     run("vlm_sft", "--model_name_or_path", str(chain["vlm_pretrain"]), "--output_dir", str(chain["vlm_sft"]))

@@ -1,7 +1,6 @@
 """Evaluation: perplexity / bits-per-byte, C-Eval multiple-choice scoring, lm-eval parity."""
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -53,8 +52,10 @@ def model_dir(sharp, tokenizer, tmp_path_factory):
     sharp.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "configuration_minimind.MiniMindConfig",
-                          "AutoModelForCausalLM": "modeling_minimind.MiniMindForCausalLM"}
+    config["auto_map"] = {
+        "AutoConfig": "configuration_minimind.MiniMindConfig",
+        "AutoModelForCausalLM": "modeling_minimind.MiniMindForCausalLM",
+    }
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     for name in ("compat.py", "configuration_minimind.py", "modeling_minimind.py"):
         shutil.copy(REPO / "minimind_hf" / "models" / name, folder / name)
@@ -69,10 +70,9 @@ def write_csv(path: Path, rows, header=HEADER):
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("eval_cli", REPO / "scripts" / "eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from minimind_hf.cli import eval as eval_cli
+
+    return eval_cli
 
 
 # ----------------------------------------------------------------------------- perplexity / bits per byte
@@ -121,8 +121,10 @@ def test_sliding_windows_score_each_token_once_with_exact_nll(tokenizer):
     gen = torch.Generator().manual_seed(0)
     bigram = TokenTableLM(torch.randn(6400, 8, generator=gen), torch.randn(8, 6400, generator=gen))
     documents = ["The sliding window keeps context and scores only the new tokens of each window.", "短文本"]
-    expected = sum(bigram.exact_nll([tokenizer.bos_token_id, *tokenizer(d, add_special_tokens=False)["input_ids"]])
-                   for d in documents)
+    expected = sum(
+        bigram.exact_nll([tokenizer.bos_token_id, *tokenizer(d, add_special_tokens=False)["input_ids"]])
+        for d in documents
+    )
     for max_length, stride in [(64, 32), (8, 3), (5, 4), (2, 1)]:
         result = evaluation.perplexity(bigram, tokenizer, documents, max_length=max_length, stride=stride, batch_size=3)
         assert result.nll == pytest.approx(expected, rel=1e-5), (max_length, stride)
@@ -192,8 +194,10 @@ class HintedLM(torch.nn.Module):
         for letter, word in HINTS.items():
             (hint,) = tokenizer(word, add_special_tokens=False)["input_ids"]  # single tokens by choice
             self.hints.append(hint)
-            self.letters.append([tokenizer.convert_tokens_to_ids(t) for t in tokenizer.tokenize(" " + letter)[:1]]
-                                + [tokenizer.convert_tokens_to_ids(letter)])
+            self.letters.append(
+                [tokenizer.convert_tokens_to_ids(t) for t in tokenizer.tokenize(" " + letter)[:1]]
+                + [tokenizer.convert_tokens_to_ids(letter)]
+            )
 
     def forward(self, input_ids, attention_mask=None, **kwargs):
         logits = self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -219,12 +223,23 @@ def ceval_dir(tmp_path):
     """Two subjects; the model picks the hinted letter, the answer key agrees on 3/4 and 1/3 of the rows."""
     data = tmp_path / "ceval"
     data.mkdir()
-    write_csv(data / "logic_val.csv", [hinted_row(1, "A", "A", "logic"), hinted_row(2, "B", "B", "logic"),
-                                       hinted_row(3, "C", "C", "logic"), hinted_row(4, "D", "A", "logic")])
-    write_csv(data / "history_val.csv", [hinted_row(10, "B", "B", "history"), hinted_row(11, "C", "D", "history"),
-                                         hinted_row(12, "D", "B", "history")])
+    write_csv(
+        data / "logic_val.csv",
+        [
+            hinted_row(1, "A", "A", "logic"),
+            hinted_row(2, "B", "B", "logic"),
+            hinted_row(3, "C", "C", "logic"),
+            hinted_row(4, "D", "A", "logic"),
+        ],
+    )
+    write_csv(
+        data / "history_val.csv",
+        [hinted_row(10, "B", "B", "history"), hinted_row(11, "C", "D", "history"), hinted_row(12, "D", "B", "history")],
+    )
     for subject in ("logic", "history"):
-        write_csv(data / f"{subject}_dev.csv", [hinted_row(f"d{i}", x, x, f"dev {subject} {i}") for i, x in enumerate("DCB")])
+        write_csv(
+            data / f"{subject}_dev.csv", [hinted_row(f"d{i}", x, x, f"dev {subject} {i}") for i, x in enumerate("DCB")]
+        )
     write_csv(data / "logic_test.csv", [r[:-1] for r in [hinted_row(7, "C", "", "logic")]], header=HEADER[:-1])
     return data
 
@@ -266,8 +281,9 @@ def test_k_shot_prompts_hold_the_dev_examples(tokenizer, ceval_dir):
     assert chat.count("<|im_start|>user\n") == 3
     assert "hint: lambda\nA. one\nB. two\nC. three\nD. four<|im_end|>" in chat
     assert "<|im_start|>assistant\n<think>\n\n</think>\n\nD<|im_end|>" in chat
-    assert chat.endswith("hint: return\nA. one\nB. two\nC. three\nD. four<|im_end|>\n"
-                         "<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert chat.endswith(
+        "hint: return\nA. one\nB. two\nC. three\nD. four<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
     with pytest.raises(ValueError, match="4 shots asked, the dev split has 3"):
         evaluation.evaluate_ceval(None, tokenizer, ceval_dir, num_shots=4, max_length=64)
 
@@ -278,8 +294,12 @@ def test_results_files_have_one_row_per_question(tiny, tokenizer, ceval_dir, tmp
     with paths["csv"].open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["id"], r["subject"], r["answer"], r["choice"], r["correct"]) for r in rows] == [  # subjects sorted
-        ("10", "history", "B", "B", "1"), ("11", "history", "D", "C", "0"), ("12", "history", "B", "D", "0"),
-        ("1", "logic", "A", "A", "1"), ("2", "logic", "B", "B", "1"), ("3", "logic", "C", "C", "1"),
+        ("10", "history", "B", "B", "1"),
+        ("11", "history", "D", "C", "0"),
+        ("12", "history", "B", "D", "0"),
+        ("1", "logic", "A", "A", "1"),
+        ("2", "logic", "B", "B", "1"),
+        ("3", "logic", "C", "C", "1"),
         ("4", "logic", "A", "D", "0"),
     ]
     assert float(rows[0]["logprob_A"]) == pytest.approx(result.items[0].logprobs["A"])
@@ -316,20 +336,47 @@ def test_cli_ppl_and_ceval_on_minimind_and_stock_llama(model_dir, tokenizer, cev
     text_file.write_text(json.dumps({"text": "Perplexity on a stock Llama folder, 中文."}) + "\n", encoding="utf-8")
 
     torch.manual_seed(0)
-    llama = LlamaForCausalLM(LlamaConfig(vocab_size=6400, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, bos_token_id=1,
-                                         eos_token_id=2, pad_token_id=0)).eval()
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=6400,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
+    ).eval()
     llama.save_pretrained(tmp_path / "llama")
     tokenizer.save_pretrained(tmp_path / "llama")
-    summary = cli.main([str(tmp_path / "llama"), "--task", "ppl", "--data", str(text_file), "--output", str(tmp_path / "p")])
-    ids = torch.tensor([[1, *tokenizer("Perplexity on a stock Llama folder, 中文.", add_special_tokens=False)["input_ids"]]])
+    summary = cli.main(
+        [str(tmp_path / "llama"), "--task", "ppl", "--data", str(text_file), "--output", str(tmp_path / "p")]
+    )
+    ids = torch.tensor(
+        [[1, *tokenizer("Perplexity on a stock Llama folder, 中文.", add_special_tokens=False)["input_ids"]]]
+    )
     with torch.no_grad():
         loss = float(llama(input_ids=ids, labels=ids).loss)
     assert summary["ppl"] == pytest.approx(math.exp(loss), rel=1e-4)
     assert json.loads((tmp_path / "p" / "summary.json").read_text())["tokens"] == ids.shape[1] - 1
 
-    summary = cli.main([str(model_dir), "--task", "ceval", "--data", str(ceval_dir), "--shots", "2",
-                        "--style", "chat", "--output", str(tmp_path / "c")])
+    summary = cli.main(
+        [
+            str(model_dir),
+            "--task",
+            "ceval",
+            "--data",
+            str(ceval_dir),
+            "--shots",
+            "2",
+            "--style",
+            "chat",
+            "--output",
+            str(tmp_path / "c"),
+        ]
+    )
     assert summary["questions"] == 7 and summary["shots"] == 2 and summary["style"] == "chat"
     assert (tmp_path / "c" / "results.csv").exists() and (tmp_path / "c" / "results.json").exists()
     with pytest.raises(SystemExit, match="needs --data"):
@@ -349,16 +396,28 @@ def parity_dir(tmp_path_factory):
             rows = []
             for i in range(n):
                 values = torch.randint(0, 100, (5,), generator=gen).tolist()
-                rows.append([f"{split}{i}", f"In {subject}, what is {values[0]} minus 3? 结果", *map(str, values[1:]),
-                             "ABCD"[i % 4]])
+                rows.append(
+                    [
+                        f"{split}{i}",
+                        f"In {subject}, what is {values[0]} minus 3? 结果",
+                        *map(str, values[1:]),
+                        "ABCD"[i % 4],
+                    ]
+                )
             write_csv(data / f"{subject}_{split}.csv", rows)
     return data
 
 
 def _lm_eval_env(tmp_path):
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
-            "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 @pytest.mark.slow  # a fresh Python importing torch, transformers and lm-eval
@@ -375,9 +434,26 @@ def test_lm_eval_cli_matches_our_scorer_on_exported_folder(model_dir, tokenizer,
 
     group = evaluation.write_lm_eval_tasks(parity_dir, tmp_path / "tasks", tokenizer)
     lm_eval = Path(sys.executable).with_name("lm_eval")
-    command = [str(lm_eval), "--model", "hf", "--model_args", f"pretrained={model_dir},trust_remote_code=True",
-               "--tasks", group, "--include_path", str(tmp_path / "tasks"), "--num_fewshot", "2",
-               "--batch_size", "4", "--device", "cpu", "--output_path", str(tmp_path / "out"), "--log_samples"]
+    command = [
+        str(lm_eval),
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_dir},trust_remote_code=True",
+        "--tasks",
+        group,
+        "--include_path",
+        str(tmp_path / "tasks"),
+        "--num_fewshot",
+        "2",
+        "--batch_size",
+        "4",
+        "--device",
+        "cpu",
+        "--output_path",
+        str(tmp_path / "out"),
+        "--log_samples",
+    ]
     run = subprocess.run(command, env=_lm_eval_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert any((tmp_path / "modules").rglob("modeling_minimind.py"))  # it did load the remote code
@@ -405,8 +481,19 @@ def test_eval_cli_lm_eval_task_runs_harness_in_process(model_dir, tokenizer, sha
     """`scripts/eval.py MODEL --task lm-eval`: the harness's Python API after `import minimind_hf`
     (no remote code needed), on task files written from the same CSV folder, zero-shot."""
     ours = evaluation.evaluate_ceval(sharp, tokenizer, parity_dir).summary()
-    theirs = load_cli().main([str(model_dir), "--task", "lm-eval", "--data", str(parity_dir),
-                              "--output", str(tmp_path / "lm"), "--batch-size", "4"])
+    theirs = load_cli().main(
+        [
+            str(model_dir),
+            "--task",
+            "lm-eval",
+            "--data",
+            str(parity_dir),
+            "--output",
+            str(tmp_path / "lm"),
+            "--batch-size",
+            "4",
+        ]
+    )
     assert theirs["minimind_mc"]["acc,none"] == pytest.approx(ours["acc"], abs=1e-12)
     for subject, row in ours["subjects"].items():
         assert theirs[f"minimind_mc_{subject}"]["acc,none"] == pytest.approx(row["acc"], abs=1e-12)

@@ -1,7 +1,6 @@
 """Exports load elsewhere and compute the same thing: remote code without minimind_hf, stock
 Llama / Qwen3 / Qwen3-MoE classes, tied embeddings, merged LoRA, and the Hub upload."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,19 +11,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_model
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, LlamaForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
 
 import minimind_hf  # noqa: F401  (registers the Auto classes)
+from minimind_hf.cli import export as export_cli
 from minimind_hf.export import ExportError, NativeExportError, export_model
 from minimind_hf.tokenizer import load_tokenizer
-from helpers import tiny_model
 
 VOCAB = 6400  # the shipped tokenizer's size, so tokenized text is valid input
 IDS = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(5))
 GREEDY = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
-RUN_INFO = {"stage": "sft", "global_step": 12, "world_size": 1, "train_loss_first": 8.5, "train_loss_last": 4.25,
-            "data": {"files": {"sft.jsonl": {"read": 10, "kept": 9, "skipped": {"empty reply": 1}}}}}
+RUN_INFO = {
+    "stage": "sft",
+    "global_step": 12,
+    "world_size": 1,
+    "train_loss_first": 8.5,
+    "train_loss_last": 4.25,
+    "data": {"files": {"sft.jsonl": {"read": 10, "kept": 9, "skipped": {"empty reply": 1}}}},
+}
 
 
 def training_output(folder: Path, **overrides):
@@ -45,17 +51,48 @@ def tensor_names(folder: Path) -> set[str]:
 
 def prompt_ids():
     tokenizer = load_tokenizer()
-    return tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True,
-                                        return_tensors="pt", return_dict=True)["input_ids"]
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
 
 
 # ----------------------------------------------------------------------------- remote code
 
-ISOLATED_LOAD = textwrap.dedent(
+WITHOUT_MINIMIND_HF = textwrap.dedent(
     """
     import importlib.util, sys
     sys.path.append(SITE_PACKAGES)  # third-party packages only: no .pth files, so no editable installs
     assert importlib.util.find_spec("minimind_hf") is None, "minimind_hf must not be importable here"
+    """
+)
+
+
+def run_without_minimind_hf(tmp_path: Path, body: str, **values) -> dict:
+    """Run `body` in a fresh interpreter where minimind_hf cannot be imported and return what it
+    saved to OUTPUTS. -I ignores PYTHONPATH / user site / cwd, -S skips site-packages' .pth files
+    (the editable install of minimind_hf is one); a clean HF modules cache. `values` become
+    the script's constants (FOLDER, ...)."""
+    script = "\n".join(
+        [
+            f"SITE_PACKAGES = {sysconfig.get_paths()['purelib']!r}",
+            *(f"{name} = {value!r}" for name, value in values.items()),
+            f"OUTPUTS = {str(tmp_path / 'outputs.pt')!r}",
+            WITHOUT_MINIMIND_HF,
+            body,
+        ]
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "modules" / "transformers_modules").is_dir()  # the code really came from the folder
+    return torch.load(tmp_path / "outputs.pt")
+
+
+ISOLATED_LOAD = textwrap.dedent(
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,32 +118,23 @@ def test_remote_code_export_loads_where_minimind_hf_is_not_installed(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_minimind.MiniMindForCausalLM"
     assert config["auto_map"]["AutoConfig"] == "configuration_minimind.MiniMindConfig"
-    for name in ("compat.py", "configuration_minimind.py", "modeling_minimind.py", "tokenizer.json", "chat_template.jinja",
-                 "generation_config.json", "README.md"):
+    for name in (
+        "compat.py",
+        "configuration_minimind.py",
+        "modeling_minimind.py",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "generation_config.json",
+        "README.md",
+    ):
         assert (out / name).is_file(), name
     assert tensor_names(out) >= {"model.embed_tokens.weight"} and "lm_head.weight" not in tensor_names(out)
     card = (out / "README.md").read_text()
     assert "trust_remote_code=True" in card and "custom_code" in card
     assert "0.47 M" in card and "stage `sft`: 12 steps" in card and "8.5 -> 4.25" in card
 
-    # A fresh interpreter: -I ignores PYTHONPATH / user site / cwd, -S skips site-packages' .pth
-    # files (the editable install of minimind_hf is one); a clean HF modules cache.
     torch.save({"ids": IDS}, tmp_path / "inputs.pt")
-    script = "\n".join([
-        f"SITE_PACKAGES = {sysconfig.get_paths()['purelib']!r}",
-        f"FOLDER = {str(out)!r}",
-        f"INPUTS = {str(tmp_path / 'inputs.pt')!r}",
-        f"OUTPUTS = {str(tmp_path / 'outputs.pt')!r}",
-        ISOLATED_LOAD,
-    ])
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update(HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "modules" / "transformers_modules").is_dir()  # the code really came from the folder
-
-    loaded = torch.load(tmp_path / "outputs.pt")
+    loaded = run_without_minimind_hf(tmp_path, ISOLATED_LOAD, FOLDER=str(out), INPUTS=str(tmp_path / "inputs.pt"))
     with torch.no_grad():
         assert (loaded["logits"] - model(IDS).logits).abs().max() < 1e-6
     assert torch.equal(loaded["prompt"], prompt_ids())
@@ -188,7 +216,9 @@ def test_lora_adapter_merges_into_an_export(tmp_path):
     base_model = AutoModelForCausalLM.from_pretrained(tmp_path / "base").eval()  # as training does: records its path
     with torch.no_grad():
         base_logits = base_model(IDS).logits
-    peft_model = get_peft_model(base_model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    peft_model = get_peft_model(
+        base_model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"])
+    )
     with torch.no_grad():  # LoRA B starts at zero (a no-op adapter); make it count
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
@@ -222,14 +252,6 @@ def test_lora_adapter_merges_into_an_export(tmp_path):
 # ----------------------------------------------------------------------------- Hub
 
 
-def _export_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "export.py"
-    spec = importlib.util.spec_from_file_location("script_export", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_push_to_hub_uploads_the_export(tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
@@ -248,22 +270,32 @@ def test_push_to_hub_uploads_the_export(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     training_output(tmp_path / "src")
     repo_id = "someone/minimind-tiny"
-    _export_script().main([str(tmp_path / "src"), str(tmp_path / "export"), "--push-to-hub", repo_id, "--private"])
+    export_cli.main([str(tmp_path / "src"), str(tmp_path / "export"), "--push-to-hub", repo_id, "--private"])
 
     (create, repo, create_kwargs), (upload, upload_repo, upload_kwargs) = calls
     assert (create, repo, upload, upload_repo) == ("create_repo", repo_id, "upload_folder", repo_id)
     assert create_kwargs["private"] is True and create_kwargs["exist_ok"] is True
-    assert upload_kwargs["files"] == sorted([
-        "README.md", "chat_template.jinja", "compat.py", "config.json", "configuration_minimind.py", "generation_config.json",
-        "model.safetensors", "modeling_minimind.py", "tokenizer.json", "tokenizer_config.json",
-    ])
+    assert upload_kwargs["files"] == sorted(
+        [
+            "README.md",
+            "chat_template.jinja",
+            "compat.py",
+            "config.json",
+            "configuration_minimind.py",
+            "generation_config.json",
+            "model.safetensors",
+            "modeling_minimind.py",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ]
+    )
     assert 'from_pretrained("someone/minimind-tiny"' in (tmp_path / "export" / "README.md").read_text()
 
 
 def test_export_cli_reports_errors_without_traceback(tmp_path, capsys):
     training_output(tmp_path / "src", use_moe=True, qk_norm=True, num_shared_experts=1)
     with pytest.raises(SystemExit) as exit_info:
-        _export_script().main([str(tmp_path / "src"), str(tmp_path / "out"), "--format", "qwen3-moe"])
+        export_cli.main([str(tmp_path / "src"), str(tmp_path / "out"), "--format", "qwen3-moe"])
     assert exit_info.value.code == 2 and "shared expert" in capsys.readouterr().err
 
 

@@ -3,17 +3,15 @@ minimind_hf is not installed and computes the same logits and generations; nativ
 refused (or the language model alone, on request); a merged VLM LoRA adapter."""
 
 import json
-import os
-import subprocess
-import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import randomize
 from PIL import Image
 from safetensors import safe_open
+from test_export import run_without_minimind_hf
 from transformers import AutoModelForCausalLM, AutoProcessor, LlamaForCausalLM
 
 import minimind_hf
@@ -21,10 +19,15 @@ from minimind_hf import MiniMindVForCausalLM, preset_config
 from minimind_hf.export import ExportError, NativeExportError, export_model
 from minimind_hf.tokenizer import load_tokenizer
 from minimind_hf.vlm import build_vlm
-from helpers import randomize
 
-TEXT = dict(vocab_size=6400, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2)
+TEXT = dict(
+    vocab_size=6400,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
 PROMPTS = ["<image>\nWhat colour is this?", "Compare <image> with <image>."]
 GREEDY = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
 RUN_INFO = {"stage": "vlm_sft", "global_step": 7, "world_size": 1, "train_loss_first": 6.5, "train_loss_last": 3.25}
@@ -33,8 +36,11 @@ RUN_INFO = {"stage": "vlm_sft", "global_step": 7, "world_size": 1, "train_loss_f
 def write_images(folder: Path) -> list[Path]:
     """Three PNGs (two flat colours, one noise) that both interpreters open from disk."""
     noise = (torch.rand(40, 40, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
-    pictures = {"red.png": Image.new("RGB", (40, 40), "red"), "blue.png": Image.new("RGB", (48, 40), "blue"),
-                "noise.png": Image.fromarray(noise)}
+    pictures = {
+        "red.png": Image.new("RGB", (40, 40), "red"),
+        "blue.png": Image.new("RGB", (48, 40), "blue"),
+        "noise.png": Image.fromarray(noise),
+    }
     for name, picture in pictures.items():
         picture.save(folder / name)
     return [folder / name for name in pictures]
@@ -69,9 +75,6 @@ def tensor_names(folder: Path) -> set[str]:
 
 ISOLATED_LOAD = textwrap.dedent(
     """
-    import importlib.util, sys
-    sys.path.append(SITE_PACKAGES)  # third-party packages only: no .pth files, so no editable installs
-    assert importlib.util.find_spec("minimind_hf") is None, "minimind_hf must not be importable here"
     import torch
     from PIL import Image
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
@@ -80,7 +83,8 @@ ISOLATED_LOAD = textwrap.dedent(
     model = AutoModelForCausalLM.from_pretrained(FOLDER, trust_remote_code=True).eval()
     for obj in (processor, model):
         assert type(obj).__module__.startswith("transformers_modules."), type(obj).__module__
-    assert type(AutoModelForImageTextToText.from_pretrained(FOLDER, trust_remote_code=True)).__name__ == "MiniMindVForCausalLM"
+    image_text_model = AutoModelForImageTextToText.from_pretrained(FOLDER, trust_remote_code=True)
+    assert type(image_text_model).__name__ == "MiniMindVForCausalLM"
     images = [Image.open(path) for path in IMAGES]
     inputs = processor(text=PROMPTS, images=images, padding=True, padding_side="left", return_tensors="pt")
     with torch.no_grad():
@@ -96,23 +100,10 @@ ISOLATED_LOAD = textwrap.dedent(
 
 
 def run_isolated(tmp_path: Path, folder: Path, image_paths) -> dict:
-    """A fresh interpreter: -I ignores PYTHONPATH / user site / cwd, -S skips site-packages'
-    .pth files (the editable install of minimind_hf is one); a clean HF modules cache."""
-    script = "\n".join([
-        f"SITE_PACKAGES = {sysconfig.get_paths()['purelib']!r}",
-        f"FOLDER = {str(folder)!r}",
-        f"IMAGES = {[str(p) for p in image_paths]!r}",
-        f"PROMPTS = {PROMPTS!r}",
-        f"OUTPUTS = {str(tmp_path / 'outputs.pt')!r}",
-        ISOLATED_LOAD,
-    ])
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update(HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "modules" / "transformers_modules").is_dir()  # the code really came from the folder
-    return torch.load(tmp_path / "outputs.pt")
+    """The VLM folder loaded and run where minimind_hf is not installed."""
+    return run_without_minimind_hf(
+        tmp_path, ISOLATED_LOAD, FOLDER=str(folder), IMAGES=[str(p) for p in image_paths], PROMPTS=PROMPTS
+    )
 
 
 def test_vlm_remote_code_export_loads_where_minimind_hf_is_not_installed(tmp_path):
@@ -128,10 +119,22 @@ def test_vlm_remote_code_export_loads_where_minimind_hf_is_not_installed(tmp_pat
         "AutoProcessor": "processing_minimind_v.MiniMindVProcessor",
     }
     for name in ("processor_config.json", "tokenizer_config.json"):  # where AutoProcessor looks for remote code
-        assert json.loads((out / name).read_text())["auto_map"]["AutoProcessor"] == "processing_minimind_v.MiniMindVProcessor"
-    for name in ("compat.py", "configuration_minimind.py", "modeling_minimind.py", "configuration_minimind_v.py",
-                 "modeling_minimind_v.py", "processing_minimind_v.py", "tokenizer.json", "chat_template.jinja",
-                 "generation_config.json", "README.md"):
+        assert (
+            json.loads((out / name).read_text())["auto_map"]["AutoProcessor"]
+            == "processing_minimind_v.MiniMindVProcessor"
+        )
+    for name in (
+        "compat.py",
+        "configuration_minimind.py",
+        "modeling_minimind.py",
+        "configuration_minimind_v.py",
+        "modeling_minimind_v.py",
+        "processing_minimind_v.py",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "generation_config.json",
+        "README.md",
+    ):
         assert (out / name).is_file(), name
     names = tensor_names(out)
     assert "language_model.model.embed_tokens.weight" in names and "language_model.lm_head.weight" not in names
@@ -157,7 +160,9 @@ def test_vlm_remote_code_export_loads_where_minimind_hf_is_not_installed(tmp_pat
     assert (blind - expected).abs().max() > 1e-3
     assert loaded["prompt"] == processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}],
-        add_generation_prompt=True, tokenize=False)
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     assert loaded["tied"] and loaded["frozen"]
 
 
@@ -199,8 +204,12 @@ def test_vlm_lora_adapter_merges_into_an_export(tmp_path):
     base_model = AutoModelForCausalLM.from_pretrained(tmp_path / "base").eval()  # as vlm_sft does: records its path
     with torch.no_grad():
         base_logits = base_model(**inputs).logits
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=r"language_model\.model\.layers\.\d+\.self_attn\.(q_proj|v_proj)",
-                      modules_to_save=["projector"])
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=r"language_model\.model\.layers\.\d+\.self_attn\.(q_proj|v_proj)",
+        modules_to_save=["projector"],
+    )
     peft_model = get_peft_model(base_model, lora)
     with torch.no_grad():  # LoRA B starts at zero and the projector copy equals the base: make both count
         for name, param in peft_model.named_parameters():

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from minimind_hf.training.cli import main
+from minimind_hf.cli.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -68,12 +68,23 @@ def test_the_console_carries_no_preventable_warning(tmp_path):
     # Python's default warning filters, as in a user's terminal (FutureWarning / UserWarning shown).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), str(RECIPES / "pretrain.yaml"), "--output_dir",
-         str(tmp_path / "out"), *SHORT],
-        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            str(RECIPES / "pretrain.yaml"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            *SHORT,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     console = result.stdout + result.stderr
-    noisy = [line for line in console.splitlines()
-             if re.search(r"warn|deprecat|Setting accelerator", line, re.IGNORECASE)]
+    noisy = [
+        line for line in console.splitlines() if re.search(r"warn|deprecat|Setting accelerator", line, re.IGNORECASE)
+    ]
     assert not noisy, noisy

@@ -16,15 +16,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config, tiny_model
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 import minimind_hf  # registers the Auto classes; its folder holds the shipped tokenizer
 from minimind_hf import MiniMindForCausalLM
+from minimind_hf.cli import export as export_cli
 from minimind_hf.export import ExportError, export_model
-from minimind_hf.gguf import OLLAMA_TEMPLATE, GGUFExportError, converter_dir, pre_tokenizer_type
+from minimind_hf.export.gguf import OLLAMA_TEMPLATE, GGUFExportError, converter_dir, pre_tokenizer_type
 from minimind_hf.tokenizer import load_tokenizer
-from helpers import tiny_config, tiny_model
 
 VOCAB = 6400
 # Mixed English / Chinese / code / emoji / digits, plus the whitespace and punctuation runs that
@@ -33,7 +34,7 @@ PROBES = [
     "Hello, world! 你好，世界。def f(x):\n    return x ** 2  # 😀🚀 1234567 3.14 ½ ² ١٢٣ １２\n\n\n  \t end",
     "<|im_start|>user\nWhat is 12+30?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n42<|im_end|>\n",
     " 12 a1b22 'll I've (hello) [x]={1,2}; if(a<=b){return-1;}\r\n\ttab  two   three",
-    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 "
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 "  # noqa: E501
     "333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ "
     "------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, "
     "'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL",
@@ -61,8 +62,10 @@ def llama_cpp():
     try:
         import llama_cpp
     except ImportError:
-        pytest.fail("llama_cpp is not installed: pip install -e '.[dev]' builds it (set MINIMIND_SKIP_LLAMA_CPP=1 "
-                    "to skip these tests locally)")
+        pytest.fail(
+            "llama_cpp is not installed: pip install -e '.[dev]' builds it (set MINIMIND_SKIP_LLAMA_CPP=1 "
+            "to skip these tests locally)"
+        )
     return llama_cpp
 
 
@@ -87,10 +90,20 @@ def trained_minimind(folder: Path, **overrides) -> Path:
     torch.manual_seed(0)
     model = MiniMindForCausalLM(tiny_config(vocab_size=VOCAB, **overrides))
     ids = tokenizer(CORPUS * 2)["input_ids"]
-    rows = [{"input_ids": ids[i:i + 48], "labels": ids[i:i + 48]} for i in range(0, len(ids) // 2, 3)]
-    args = TrainingArguments(output_dir=str(folder / "run"), max_steps=60, learning_rate=1e-2, per_device_train_batch_size=8,
-                             warmup_steps=5, save_strategy="no", report_to="none", use_cpu=True, seed=0,
-                             disable_tqdm=True, logging_steps=60)
+    rows = [{"input_ids": ids[i : i + 48], "labels": ids[i : i + 48]} for i in range(0, len(ids) // 2, 3)]
+    args = TrainingArguments(
+        output_dir=str(folder / "run"),
+        max_steps=60,
+        learning_rate=1e-2,
+        per_device_train_batch_size=8,
+        warmup_steps=5,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        logging_steps=60,
+    )
     Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows)).train()
     shutil.rmtree(folder / "run", ignore_errors=True)
     return save_with_tokenizer(model.eval(), tokenizer, folder)
@@ -103,15 +116,27 @@ def minimind_format_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=900,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     bpe.train_from_iterator([CORPUS, *PROBES] * 8, trainer)
-    template = ("{%- if messages[0].role != 'system' %}{{- '<|im_start|>system\\nYou are a helpful assistant<|im_end|>\\n' }}"
-                "{%- endif %}{%- for message in messages %}"
-                "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}"
-                "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>", chat_template=template)
+    template = (
+        "{%- if messages[0].role != 'system' %}{{- '<|im_start|>system\\nYou are a helpful assistant<|im_end|>\\n' }}"
+        "{%- endif %}{%- for message in messages %}"
+        "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        chat_template=template,
+    )
     tokenizer.save_pretrained(folder)
     return tokenizer
 
@@ -119,10 +144,16 @@ def minimind_format_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
 def hf_greedy(folder: Path, ids: list[int], n: int = 16) -> tuple[list[int], float]:
     """transformers' greedy tokens, and the smallest top-1 / top-2 logit gap on the way."""
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
-    out = model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False, output_scores=True,
-                         return_dict_in_generate=True, pad_token_id=0)
+    out = model.generate(
+        torch.tensor([ids]),
+        max_new_tokens=n,
+        do_sample=False,
+        output_scores=True,
+        return_dict_in_generate=True,
+        pad_token_id=0,
+    )
     gaps = [float(torch.topk(s[0], 2).values.diff().abs()) for s in out.scores]
-    return out.sequences[0, len(ids):].tolist(), min(gaps)
+    return out.sequences[0, len(ids) :].tolist(), min(gaps)
 
 
 def llama_greedy(llm, ids: list[int], n: int = 16) -> list[int]:
@@ -151,8 +182,11 @@ def test_pre_tokenizer_types_are_read_from_tokenizer_json(tmp_path):
 
 
 def test_gguf_export_refuses_what_llama_cpp_would_compute_differently(tmp_path):
-    save_with_tokenizer(tiny_model(vocab_size=VOCAB, use_moe=True, qk_norm=True, num_experts=4,
-                                   norm_topk_prob=False), load_tokenizer(), tmp_path / "moe")
+    save_with_tokenizer(
+        tiny_model(vocab_size=VOCAB, use_moe=True, qk_norm=True, num_experts=4, norm_topk_prob=False),
+        load_tokenizer(),
+        tmp_path / "moe",
+    )
     with pytest.raises(GGUFExportError, match="norm_topk_prob"):
         export_model(tmp_path / "moe", tmp_path / "out", fmt="gguf")
     with pytest.raises(ExportError, match="quantisation"):
@@ -167,16 +201,13 @@ def test_llama_cpp_dir_must_hold_the_converter(tmp_path, monkeypatch):
 
 
 def test_gguf_cli_errors_are_one_line(tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("export_script", Path(__file__).parents[1] / "scripts" / "export.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     save_with_tokenizer(tiny_model(vocab_size=VOCAB), load_tokenizer(), tmp_path / "src")
-    for argv, message in [(["--format", "llama", "--quant", "f16"], "--quant applies"),
-                          (["--format", "gguf", "--dtype", "float16"], "--dtype applies")]:
+    for argv, message in [
+        (["--format", "llama", "--quant", "f16"], "--quant applies"),
+        (["--format", "gguf", "--dtype", "float16"], "--dtype applies"),
+    ]:
         with pytest.raises(SystemExit) as exit_info:
-            script.main([str(tmp_path / "src"), str(tmp_path / "out"), *argv])
+            export_cli.main([str(tmp_path / "src"), str(tmp_path / "out"), *argv])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
@@ -202,7 +233,11 @@ def test_llama_cpp_tokenizes_like_our_tokenizer(which, llama_cpp, tmp_path):
         assert llm.detokenize(tokenizer.encode(PROBES[0])).decode() == PROBES[0]
         meta = llm.metadata
         assert meta["tokenizer.ggml.pre"] == ("smollm" if which == "shipped" else "gpt-2")
-        assert int(meta["tokenizer.ggml.eos_token_id"]) == int(meta["tokenizer.ggml.eot_token_id"]) == tokenizer.eos_token_id
+        assert (
+            int(meta["tokenizer.ggml.eos_token_id"])
+            == int(meta["tokenizer.ggml.eot_token_id"])
+            == tokenizer.eos_token_id
+        )
         assert int(meta["tokenizer.ggml.bos_token_id"]) == tokenizer.bos_token_id
         assert int(meta["tokenizer.ggml.padding_token_id"]) == tokenizer.pad_token_id
     finally:
@@ -240,8 +275,9 @@ def upcycled_moe(dense_folder: Path, folder: Path) -> Path:
     the output, which stays close to a trained model's (clear greedy margins). Training an MoE
     here would take minutes."""
     dense = AutoModelForCausalLM.from_pretrained(dense_folder)
-    moe = MiniMindForCausalLM(tiny_config(vocab_size=VOCAB, qk_norm=True, use_moe=True, num_experts=4,
-                                          num_experts_per_tok=2))
+    moe = MiniMindForCausalLM(
+        tiny_config(vocab_size=VOCAB, qk_norm=True, use_moe=True, num_experts=4, num_experts_per_tok=2)
+    )
     gen = torch.Generator().manual_seed(0)
     state = moe.state_dict()
     for name, value in dense.state_dict().items():
@@ -249,7 +285,9 @@ def upcycled_moe(dense_folder: Path, folder: Path) -> Path:
             state[name] = value
             continue
         for expert in range(4):
-            state[name.replace(".mlp.", f".mlp.experts.{expert}.")] = value * (1 + 0.2 * torch.randn(value.shape, generator=gen))
+            state[name.replace(".mlp.", f".mlp.experts.{expert}.")] = value * (
+                1 + 0.2 * torch.randn(value.shape, generator=gen)
+            )
     for name in [n for n in state if n.endswith(".mlp.gate.weight")]:
         state[name] = torch.randn(state[name].shape, generator=gen)
     moe.load_state_dict(state)
@@ -283,14 +321,18 @@ def test_llama_cpp_chat_uses_the_embedded_template(trained, llama_cpp, tmp_path)
         ours = tokenizer.apply_chat_template(TWO_TURNS, add_generation_prompt=True, tokenize=False)
         formatter = Jinja2ChatFormatter(template, eos_token="<|im_end|>", bos_token="<|im_start|>")
         assert formatter(messages=TWO_TURNS).prompt == ours
-        thinking = tokenizer.apply_chat_template(TWO_TURNS, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+        thinking = tokenizer.apply_chat_template(
+            TWO_TURNS, add_generation_prompt=True, tokenize=False, enable_thinking=True
+        )
         assert formatter(messages=TWO_TURNS, enable_thinking=True).prompt == thinking != ours
         # The whole chat path: llama_cpp renders the embedded template, tokenizes and decodes greedily.
         # (The model never saw a chat: its reply is arbitrary, the same in both is what counts.)
         expected, _ = hf_greedy(trained, tokenizer.encode(ours), n=12)
         end = [i for i, token in enumerate(expected) if token in (tokenizer.eos_token_id, tokenizer.pad_token_id)]
-        reply = llm.create_chat_completion(TWO_TURNS, temperature=0.0, max_tokens=12)["choices"][0]["message"]["content"]
-        assert reply == tokenizer.decode(expected[:end[0] if end else None])
+        reply = llm.create_chat_completion(TWO_TURNS, temperature=0.0, max_tokens=12)["choices"][0]["message"][
+            "content"
+        ]
+        assert reply == tokenizer.decode(expected[: end[0] if end else None])
     finally:
         llm.close()
 
@@ -326,12 +368,7 @@ func main() {
 
 
 def test_ollama_export_writes_the_gguf_and_a_modelfile(trained, tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("export_script", Path(__file__).parents[1] / "scripts" / "export.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main([str(trained), str(tmp_path / "minimind-ollama"), "--format", "ollama", "--quant", "q8_0"])
+    export_cli.main([str(trained), str(tmp_path / "minimind-ollama"), "--format", "ollama", "--quant", "q8_0"])
     printed = capsys.readouterr().out
     out = tmp_path / "minimind-ollama"
     assert (out / "minimind-ollama-q8_0.gguf").is_file()
@@ -351,17 +388,24 @@ def test_ollama_template_renders_our_chat_template(tmp_path):
         pytest.fail("no Go toolchain: .ci/run installs golang-go (set MINIMIND_SKIP_GO=1 to skip locally)")
     (tmp_path / "render.go").write_text(GO_RENDER)
     env = {**os.environ, "GO111MODULE": "off"}  # one file, no module
-    subprocess.run([go, "build", "-o", str(tmp_path / "render"), str(tmp_path / "render.go")], check=True, env=env,
-                   cwd=tmp_path)
+    subprocess.run(
+        [go, "build", "-o", str(tmp_path / "render"), str(tmp_path / "render.go")], check=True, env=env, cwd=tmp_path
+    )
     tokenizer = load_tokenizer()
     reasoning = TWO_TURNS[:2] + [{"role": "assistant", "content": "5", "reasoning_content": "2 plus 3"}] + TWO_TURNS[3:]
     for messages, think in [(TWO_TURNS, False), (TWO_TURNS, True), (reasoning, False), (TWO_TURNS[1:2], False)]:
-        ours = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, enable_thinking=think)
-        ollama_messages = [{"Role": m["role"], "Content": m["content"], "Thinking": m.get("reasoning_content", "")}
-                           for m in messages]
-        rendered = subprocess.run([str(tmp_path / "render"), OLLAMA_TEMPLATE,
-                                   json.dumps({"Messages": ollama_messages, "Think": think})],
-                                  check=True, capture_output=True, text=True).stdout
+        ours = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, enable_thinking=think
+        )
+        ollama_messages = [
+            {"Role": m["role"], "Content": m["content"], "Thinking": m.get("reasoning_content", "")} for m in messages
+        ]
+        rendered = subprocess.run(
+            [str(tmp_path / "render"), OLLAMA_TEMPLATE, json.dumps({"Messages": ollama_messages, "Think": think})],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         assert rendered == ours, (messages, think)
 
 
@@ -377,7 +421,9 @@ def test_bench_gguf_smoke(llama_cpp, tmp_path):
     bench_gguf.main(["--quick", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "gguf.json").read_text())
     assert result["measured"] and {t["name"] for t in result["targets"]} == {
-        "llama_cpp_f16_tokens_per_s", "llama_cpp_q8_0_tokens_per_s"}
+        "llama_cpp_f16_tokens_per_s",
+        "llama_cpp_q8_0_tokens_per_s",
+    }
     for quant in ("f16", "q8_0"):
         figures = result["figures"][quant]
         assert figures["llama_tokens_per_s"] > 0 and figures["gguf_bytes"] > 0

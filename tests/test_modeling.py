@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_config, tiny_model
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -15,8 +16,7 @@ from transformers import (
 
 import minimind_hf  # noqa: F401  (registers the Auto classes)
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM, preset_config
-from minimind_hf.native import NativeExportError, native_config, to_native_state_dict
-from helpers import tiny_config, tiny_model
+from minimind_hf.export.native import NativeExportError, native_config, to_native_state_dict
 
 
 def oracle_for(model: MiniMindForCausalLM, attn: str = "sdpa"):
@@ -112,8 +112,15 @@ def test_top1_moe_matches_qwen3_moe_oracle(norm_topk_prob):
 
 def test_preset_minimind3_moe_routes_like_the_original():
     """minimind-3-moe = the original minimind-3: top-1, renormalised, and Qwen3-MoE reproduces it."""
-    config = preset_config("minimind-3-moe", hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
-                           num_key_value_heads=2, intermediate_size=96, vocab_size=128)
+    config = preset_config(
+        "minimind-3-moe",
+        hidden_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=96,
+        vocab_size=128,
+    )
     assert (config.num_experts_per_tok, config.norm_topk_prob) == (1, True)
     assert native_config(config).norm_topk_prob is True
 
@@ -143,7 +150,10 @@ def minimind3_yarn_inv_freq(dim, base, factor, orig_max, beta_fast, beta_slow):
 
 def test_yarn_matches_minimind_formula_and_llama_oracle():
     config = tiny_config(
-        hidden_size=128, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+        hidden_size=128,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
         inference_rope_scaling=True,
     )
     assert config.rope_parameters["rope_type"] == "yarn" and config.rope_parameters["factor"] == 16.0
@@ -189,13 +199,13 @@ def test_left_padded_batch_equals_single_runs(attn):
     ids = torch.zeros(len(prompts), width, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for row, p in enumerate(prompts):
-        ids[row, width - len(p):] = p
-        mask[row, width - len(p):] = 1
+        ids[row, width - len(p) :] = p
+        mask[row, width - len(p) :] = 1
     kwargs = dict(max_new_tokens=10, do_sample=False, pad_token_id=0)
     batch = model.generate(ids, attention_mask=mask, **kwargs)
     for row, p in enumerate(prompts):
         single = model.generate(p[None], **kwargs)
-        assert torch.equal(batch[row, width:], single[0, len(p):])
+        assert torch.equal(batch[row, width:], single[0, len(p) :])
 
 
 def test_beam_search_and_sampling():
@@ -244,7 +254,7 @@ def test_packed_forward_equals_separate_documents(attn):
         start = 0
         for doc in docs:
             alone = model(doc[None]).logits[0]
-            assert (packed_logits[start:start + len(doc)] - alone).abs().max() < 1e-5
+            assert (packed_logits[start : start + len(doc)] - alone).abs().max() < 1e-5
             start += len(doc)
         # Without restarting positions the documents would see each other: the test can fail.
         leaky = model(packed).logits[0]
@@ -358,9 +368,18 @@ def test_preset_trains_with_trainer_and_generates(tmp_path):
         ids = list(range(start, start + 16))
         rows.append({"input_ids": ids, "labels": ids})
     args = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=80, learning_rate=5e-3, per_device_train_batch_size=16,
-        lr_scheduler_type="cosine", warmup_steps=5, logging_steps=10, save_strategy="no", report_to="none",
-        use_cpu=True, seed=0, disable_tqdm=True,
+        output_dir=str(tmp_path),
+        max_steps=80,
+        learning_rate=5e-3,
+        per_device_train_batch_size=16,
+        lr_scheduler_type="cosine",
+        warmup_steps=5,
+        logging_steps=10,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows))
     trainer.train()

@@ -20,8 +20,16 @@ def write_state(folder, history):
 
 
 def synthetic_history(steps=100):
-    history = [{"step": s, "epoch": s / 100, "loss": 8.0 / (1 + s / 10), "learning_rate": 5e-4 * (1 - s / steps),
-                "grad_norm": 3.0 / (1 + s / 20)} for s in range(10, steps + 1, 10)]
+    history = [
+        {
+            "step": s,
+            "epoch": s / 100,
+            "loss": 8.0 / (1 + s / 10),
+            "learning_rate": 5e-4 * (1 - s / steps),
+            "grad_norm": 3.0 / (1 + s / 20),
+        }
+        for s in range(10, steps + 1, 10)
+    ]
     history.insert(5, {"step": 50, "eval_loss": 2.5})
     history.append({"step": steps, "train_runtime": 12.0, "train_loss": 3.1})  # Trainer's final summary line
     return history

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from minimind_hf.quickstart import main
-from minimind_hf.quickstart.chain import STAGE_NAMES, ChainError, plan
+from minimind_hf.cli.quickstart import main
+from minimind_hf.cli.quickstart.chain import STAGE_NAMES, ChainError, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -34,8 +34,16 @@ def test_the_whole_chain_fills_the_report_card(chain):
         assert metric["metric"], name
         assert entry["tokens_seen"] is not None or entry["tokens_why"], name
     stages = report["stages"]
-    assert stages["tool_sft"]["metric"]["details"]["prompts"] == 4 and "no_tool_baseline" in stages["tool_sft"]["metric"]["details"]
-    assert stages["grpo"]["metric"]["details"].keys() == {"thinking_before", "thinking_after", "plain_before", "plain_after"}
+    assert (
+        stages["tool_sft"]["metric"]["details"]["prompts"] == 4
+        and "no_tool_baseline" in stages["tool_sft"]["metric"]["details"]
+    )
+    assert stages["grpo"]["metric"]["details"].keys() == {
+        "thinking_before",
+        "thinking_after",
+        "plain_before",
+        "plain_after",
+    }
     assert stages["pretrain"]["metric"]["details"]["unigram_baseline_bpb"] > 0
     assert stages["sft"]["metric"]["samples"] and stages["vlm_sft"]["metric"]["samples"]
     assert report["machine"]["versions"]["transformers"] and report["seed"] == 42
@@ -65,6 +73,7 @@ def test_plan_errors_and_subsets(tmp_path, capsys):
 
 
 def test_console_script_and_script_agree():
-    help_script = subprocess.run([sys.executable, str(ROOT / "scripts" / "quickstart.py"), "--help"],
-                                 capture_output=True, text=True, check=True).stdout
+    help_script = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "quickstart.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "--force STAGE" in help_script and "minimind-quickstart" in help_script

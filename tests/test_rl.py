@@ -12,10 +12,12 @@ import torch
 
 import minimind_hf  # noqa: F401
 from minimind_hf import MiniMindForCausalLM, MiniMindForSequenceClassification, preset_config
+from minimind_hf.cli.train import main
+from minimind_hf.data import DataValidationError
+from minimind_hf.data.embedded.rl import make_rl_records, split_pairs
 from minimind_hf.data.rl import load_rl_records
-from minimind_hf.data.sources import DataValidationError
-from minimind_hf.data.synthetic_rl import make_rl_records, split_pairs
-from minimind_hf.rewards import (
+from minimind_hf.tokenizer import load_tokenizer
+from minimind_hf.training.rewards import (
     ExactAnswer,
     LengthWindow,
     RepetitionPenalty,
@@ -24,8 +26,6 @@ from minimind_hf.rewards import (
     build_reward_funcs,
     repeated_share,
 )
-from minimind_hf.tokenizer import load_tokenizer
-from minimind_hf.training.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -39,8 +39,16 @@ QUIET = ["--disable_tqdm", "true"]
 # batch, seed 1: 0.121). MARGIN asks for at least 6 more right answers than the start, below the smallest
 # measured gain (9). The shipped mix of modes (thinking_ratio 0.5) runs in the LoRA and DDP tests.
 SFT_STEPS, GRPO_STEPS, GRPO_SEED = "150", "80", 1
-GRPO_FAST = ["--per_device_train_batch_size", "32", "--learning_rate", "5e-4",
-             "--thinking_ratio", "null", "--chat_template_kwargs", "{enable_thinking: true}"]
+GRPO_FAST = [
+    "--per_device_train_batch_size",
+    "32",
+    "--learning_rate",
+    "5e-4",
+    "--thinking_ratio",
+    "null",
+    "--chat_template_kwargs",
+    "{enable_thinking: true}",
+]
 REWARD_STEPS = "30"
 MARGIN = 0.04
 
@@ -56,15 +64,27 @@ def always_half(prompts, completions, **kwargs):
 
 # ----------------------------------------------------------------------------- reward functions
 
-REPLIES = ["7", "The answer is 7.", "8", "<think>\n3 + 4\n</think>\n\n7", "<think>a</think>7</think>", "<think>unclosed 7",
-           "go go go go go go", ""]
+REPLIES = [
+    "7",
+    "The answer is 7.",
+    "8",
+    "<think>\n3 + 4\n</think>\n\n7",
+    "<think>a</think>7</think>",
+    "<think>unclosed 7",
+    "go go go go go go",
+    "",
+]
 
 
 def test_exact_answer_reads_the_reference_column():
     reward = ExactAnswer("answer")
     assert reward(None, as_messages(REPLIES), answer=["7"] * len(REPLIES)) == [1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
     # plain-text completions, text answers, and rows without an answer (None: TRL leaves them out)
-    assert reward(None, ["I am MiniMind.", "I am ChatGPT.", "12"], answer=["MiniMind", "MiniMind", ""]) == [1.0, 0.0, None]
+    assert reward(None, ["I am MiniMind.", "I am ChatGPT.", "12"], answer=["MiniMind", "MiniMind", ""]) == [
+        1.0,
+        0.0,
+        None,
+    ]
     assert ExactAnswer("solution")(None, ["41"], solution=["41"]) == [1.0]
     with pytest.raises(KeyError, match="column 'answer'"):
         reward(None, ["7"], solution=["7"])
@@ -79,18 +99,28 @@ def test_shaping_rewards_exact_values():
     assert repeated_share("go go go go go go") == 0.75  # 4 trigrams, 1 distinct
     assert repeated_share("a b c a b c") == 0.25  # 4 trigrams, 3 distinct
     assert repeated_share("one two") == 0.0  # no trigram at all
-    assert RepetitionPenalty()(None, ["go go go go go go", "a b c a b c", "no repeats in this reply"]) == [-0.5, -0.25, 0.0]
+    assert RepetitionPenalty()(None, ["go go go go go go", "a b c a b c", "no repeats in this reply"]) == [
+        -0.5,
+        -0.25,
+        0.0,
+    ]
     assert RepetitionPenalty(n=1, cap=1.0)(None, ["a a b b"]) == [-1.0]
 
 
 def test_build_reward_funcs_names_and_errors():
-    funcs = build_reward_funcs(["exact_answer", "length_window", "think_format", "repetition", "test_rl:always_half"],
-                               length_window=[1, 4])
+    funcs = build_reward_funcs(
+        ["exact_answer", "length_window", "think_format", "repetition", "test_rl:always_half"], length_window=[1, 4]
+    )
     assert [f.__name__ for f in funcs] == ["exact_answer", "length_window", "think_format", "repetition", "always_half"]
     assert funcs[1](None, ["12345"]) == [-0.5] and funcs[4](None, ["x", "y"]) == [0.5, 0.5]
-    for names, message in (([], "reward_funcs is empty"), (["exact"], "expected one of exact_answer"),
-                           (["no_such_module_xyz:f"], "cannot import module"), (["test_rl:nothing"], "has no attribute"),
-                           (["test_rl:ROOT"], "not callable"), (["reward_model"], "needs reward_model_path")):
+    for names, message in (
+        ([], "reward_funcs is empty"),
+        (["exact"], "expected one of exact_answer"),
+        (["no_such_module_xyz:f"], "cannot import module"),
+        (["test_rl:nothing"], "has no attribute"),
+        (["test_rl:ROOT"], "not callable"),
+        (["reward_model"], "needs reward_model_path"),
+    ):
         with pytest.raises(ValueError, match=message):
             build_reward_funcs(names)
 
@@ -100,13 +130,27 @@ def test_build_reward_funcs_names_and_errors():
 
 def test_rl_data_formats_and_errors(tmp_path):
     good = tmp_path / "rl.jsonl"
-    good.write_text("\n".join(json.dumps(r) for r in [
-        {"conversations": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": ""}]},  # MiniMind rlaif
-        {"conversations": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2 + 2?"},
-                           {"role": "assistant", "content": "4"}], "answer": 4},  # SFT record with an answer
-        {"prompt": "Which is larger, 3 or 9?", "answer": "9", "kind": "max1"},
-        {"prompt": [{"role": "user", "content": "1 + 1?"}], "answer": "2"},
-    ]) + "\n")
+    good.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {
+                    "conversations": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": ""}]
+                },  # MiniMind rlaif
+                {
+                    "conversations": [
+                        {"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": "2 + 2?"},
+                        {"role": "assistant", "content": "4"},
+                    ],
+                    "answer": 4,
+                },  # SFT record with an answer
+                {"prompt": "Which is larger, 3 or 9?", "answer": "9", "kind": "max1"},
+                {"prompt": [{"role": "user", "content": "1 + 1?"}], "answer": "2"},
+            ]
+        )
+        + "\n"
+    )
     rows, report = load_rl_records([str(good)])
     assert [r["prompt"] for r in rows] == [
         [{"role": "user", "content": "Hi?"}],
@@ -121,18 +165,27 @@ def test_rl_data_formats_and_errors(tmp_path):
     assert load_rl_records([str(other)], answer_field="solution")[0]["answer"] == ["7"]
 
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "ok", "answer": "1"}\n{"answer": "3"}\n{"prompt": "x", "answer": [1]}\n'
-                   '{"conversations": [{"role": "assistant", "content": "hi"}]}\nnot json\n')
-    with pytest.raises(DataValidationError, match=rf"{bad}:2: missing field 'conversations' \(MiniMind rlaif\) or 'prompt'"):
+    bad.write_text(
+        '{"prompt": "ok", "answer": "1"}\n{"answer": "3"}\n{"prompt": "x", "answer": [1]}\n'
+        '{"conversations": [{"role": "assistant", "content": "hi"}]}\nnot json\n'
+    )
+    with pytest.raises(
+        DataValidationError, match=rf"{bad}:2: missing field 'conversations' \(MiniMind rlaif\) or 'prompt'"
+    ):
         load_rl_records([str(bad)])
     rows, report = load_rl_records([str(bad)], skip_invalid=True)
     assert len(rows) == 1 and report.read == 5 and report.kept == 1
-    assert dict(report.skipped_by_reason) == {"missing field": 1, "wrong type": 1, "no user turn": 1, "malformed JSON": 1}
+    assert dict(report.skipped_by_reason) == {
+        "missing field": 1,
+        "wrong type": 1,
+        "no user turn": 1,
+        "malformed JSON": 1,
+    }
 
 
 def test_render_prompts_mixes_thinking_on_and_off():
-    from minimind_hf.training.common import embedded_path
-    from minimind_hf.training.rl import render_prompts
+    from minimind_hf.data.embedded import embedded_path
+    from minimind_hf.training.grpo import render_prompts
 
     tokenizer = load_tokenizer()
     rows, _ = load_rl_records([embedded_path("embedded:rl_train", 42)])
@@ -141,13 +194,14 @@ def test_render_prompts_mixes_thinking_on_and_off():
     assert 80 <= sum(thinking) <= 120  # a seeded half
     assert render_prompts(rows.select(range(200)), tokenizer, 0.5, seed=42)["thinking"] == thinking  # deterministic
     for row, text, on in zip(rows.select(range(200)), rendered["prompt"], thinking):
-        assert text == tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False,
-                                                     enable_thinking=on)
+        assert text == tokenizer.apply_chat_template(
+            row["prompt"], add_generation_prompt=True, tokenize=False, enable_thinking=on
+        )
         assert text.endswith("<|im_start|>assistant\n" if on else "<|im_start|>assistant\n<think>\n\n</think>\n\n")
 
 
 def test_embedded_rl_sets_are_disjoint_from_training():
-    from minimind_hf.data.synthetic import QUESTION_TEMPLATES, split_problems
+    from minimind_hf.data.embedded.arithmetic import QUESTION_TEMPLATES, split_problems
 
     # sums: the SFT quickstart's own split, so a held-out pair was never trained by SFT nor RL
     sft_held_out = {p.text for p in split_problems("add1", 42)[1]}
@@ -163,29 +217,33 @@ def test_embedded_rl_sets_are_disjoint_from_training():
     assert {max(p) for p in held_out} <= {max(p) for p in train}
     larger = make_rl_records("held_out", "max1", seed=42)
     assert len(larger) == 9 * 2 * 5
-    assert not {r["problem"] for r in make_rl_records("train", "max1", per_kind=500, seed=42)} & {r["problem"] for r in larger}
+    assert not {r["problem"] for r in make_rl_records("train", "max1", per_kind=500, seed=42)} & {
+        r["problem"] for r in larger
+    }
     assert all(r["answer"] == str(max(map(int, r["problem"][4:-1].split(", ")))) for r in larger)
     # reward pairs: the same splits; the chosen reply is the concise or the MiniMind one
-    from minimind_hf.data.synthetic_rl import make_preference_records
+    from minimind_hf.data.embedded.rl import make_preference_records
 
     pairs = {split: make_preference_records(split, seed=42) for split in ("train", "held_out")}
     assert not {r["problem"] for r in pairs["train"]} & {r["problem"] for r in pairs["held_out"]}
     loop = next(r for r in pairs["train"] if r["kind"] == "add1_loop")
-    assert loop["rejected"][-1]["content"].split() == [loop["chosen"][-1]["content"]] * len(loop["rejected"][-1]["content"].split())
+    assert loop["rejected"][-1]["content"].split() == [loop["chosen"][-1]["content"]] * len(
+        loop["rejected"][-1]["content"].split()
+    )
 
 
 # ----------------------------------------------------------------------------- reward model
 
 
 def test_sequence_classification_pools_the_last_real_token(tmp_path):
-    from transformers import AutoModelForSequenceClassification
-
     from helpers import tiny_config
+    from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
     model = MiniMindForSequenceClassification(tiny_config(num_labels=1, pad_token_id=0)).eval()
-    right = model(input_ids=torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]),
-                  attention_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])).logits
+    right = model(
+        input_ids=torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), attention_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    ).logits
     alone = model(input_ids=torch.tensor([[9, 10]])).logits
     left = model(input_ids=torch.tensor([[0, 0, 9, 10]]), attention_mask=torch.tensor([[0, 0, 1, 1]])).logits
     by_pad_id = model(input_ids=torch.tensor([[9, 10, 0, 0]])).logits  # no mask: the pad id marks the end
@@ -205,8 +263,12 @@ def start_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("start")
     tokenizer = load_tokenizer()
     torch.manual_seed(0)
-    config = preset_config("tiny", pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                           eos_token_id=tokenizer.eos_token_id)
+    config = preset_config(
+        "tiny",
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     MiniMindForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -223,18 +285,33 @@ def pairwise_accuracy(folder: Path, records: list[dict]) -> float:
 def test_reward_stage_ranks_held_out_pairs_above_chance(start_model, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from minimind_hf.data.synthetic import write_jsonl
-    from minimind_hf.data.synthetic_rl import make_preference_records
+    from minimind_hf.data.embedded.files import write_jsonl
+    from minimind_hf.data.embedded.rl import make_preference_records
 
     held_out = make_preference_records("held_out", seed=42)
     assert len(held_out) == 142  # 20 held-out sums x 7 phrasings + 2 held-out identity questions
     # the prompt / chosen / rejected form of the same pairs, as a second input format
-    write_jsonl(tmp_path / "eval.jsonl", [{"prompt": r["chosen"][:1], "chosen": r["chosen"][1:], "rejected": r["rejected"][1:]}
-                                          for r in held_out])
+    write_jsonl(
+        tmp_path / "eval.jsonl",
+        [{"prompt": r["chosen"][:1], "chosen": r["chosen"][1:], "rejected": r["rejected"][1:]} for r in held_out],
+    )
     out = tmp_path / "reward"
-    code = main([str(RECIPES / "reward.yaml"), "--model_name_or_path", str(start_model), "--output_dir", str(out),
-                 "--eval_files", str(tmp_path / "eval.jsonl"), "--max_steps", REWARD_STEPS, "--logging_steps", "10",
-                 *QUIET])
+    code = main(
+        [
+            str(RECIPES / "reward.yaml"),
+            "--model_name_or_path",
+            str(start_model),
+            "--output_dir",
+            str(out),
+            "--eval_files",
+            str(tmp_path / "eval.jsonl"),
+            "--max_steps",
+            REWARD_STEPS,
+            "--logging_steps",
+            "10",
+            *QUIET,
+        ]
+    )
     assert code == 0
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert type(model) is MiniMindForSequenceClassification and model.config.num_labels == 1
@@ -256,7 +333,7 @@ def test_reward_model_exports_as_remote_code(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
     from minimind_hf.export import export_model
-    from minimind_hf.native import NativeExportError
+    from minimind_hf.export.native import NativeExportError
 
     tokenizer = load_tokenizer()
     torch.manual_seed(0)
@@ -265,7 +342,10 @@ def test_reward_model_exports_as_remote_code(tmp_path):
     tokenizer.save_pretrained(tmp_path / "reward")
     out = export_model(tmp_path / "reward", tmp_path / "export")
     config = json.loads((out / "config.json").read_text())
-    assert config["auto_map"]["AutoModelForSequenceClassification"] == "modeling_minimind.MiniMindForSequenceClassification"
+    assert (
+        config["auto_map"]["AutoModelForSequenceClassification"]
+        == "modeling_minimind.MiniMindForSequenceClassification"
+    )
     reloaded = AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)
     ids = torch.tensor([[5, 6, 7]])
     torch.testing.assert_close(reloaded(input_ids=ids).logits, model(input_ids=ids).logits)
@@ -280,12 +360,26 @@ def test_grpo_recipe_errors_exit_2_before_any_work(start_model, tmp_path, capsys
     grpo = str(RECIPES / "grpo.yaml")
     base = ["--model_name_or_path", str(start_model), "--output_dir", str(tmp_path / "o"), *QUIET]
     cases = [
-        (["--reward_funcs", "[exact_answer, lenght_window]", "--reward_weights", "[1, 1]"],
-         "reward 'lenght_window': expected one of exact_answer, length_window"),
-        (["--reward_weights", "[1.0]"], "reward_weights has 1 value(s) for 2 reward function(s) (exact_answer, think_format)"),
+        (
+            ["--reward_funcs", "[exact_answer, lenght_window]", "--reward_weights", "[1, 1]"],
+            "reward 'lenght_window': expected one of exact_answer, length_window",
+        ),
+        (
+            ["--reward_weights", "[1.0]"],
+            "reward_weights has 1 value(s) for 2 reward function(s) (exact_answer, think_format)",
+        ),
         (["--reward_funcs", "[reward_model]", "--reward_weights", "[1]"], "needs reward_model_path"),
-        (["--reward_funcs", "[reward_model]", "--reward_weights", "[1]", "--reward_model_path", str(tmp_path / "nope")],
-         "is not a folder: train one with stage 'reward'"),
+        (
+            [
+                "--reward_funcs",
+                "[reward_model]",
+                "--reward_weights",
+                "[1]",
+                "--reward_model_path",
+                str(tmp_path / "nope"),
+            ],
+            "is not a folder: train one with stage 'reward'",
+        ),
     ]
     for extra, message in cases:
         assert main([grpo, *base, *extra]) == 2, extra
@@ -301,17 +395,51 @@ def test_grpo_recipe_errors_exit_2_before_any_work(start_model, tmp_path, capsys
 def sft_start(start_model, tmp_path_factory):
     """The SFT recipe from random init, shortened: a model that answers sums with a number."""
     out = tmp_path_factory.mktemp("sft")
-    assert main([str(RECIPES / "sft.yaml"), "--model_name_or_path", str(start_model), "--output_dir", str(out),
-                 "--max_steps", SFT_STEPS, "--logging_steps", "50", *QUIET]) == 0
+    assert (
+        main(
+            [
+                str(RECIPES / "sft.yaml"),
+                "--model_name_or_path",
+                str(start_model),
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                SFT_STEPS,
+                "--logging_steps",
+                "50",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def grpo_run(sft_start, tmp_path_factory):
     out = tmp_path_factory.mktemp("grpo")
-    assert main([str(RECIPES / "grpo.yaml"), "--model_name_or_path", str(sft_start), "--output_dir", str(out),
-                 "--max_steps", GRPO_STEPS, "--logging_steps", "20", "--seed", str(GRPO_SEED),
-                 "--data_seed_offset", str(42 - GRPO_SEED), *GRPO_FAST, *QUIET]) == 0
+    assert (
+        main(
+            [
+                str(RECIPES / "grpo.yaml"),
+                "--model_name_or_path",
+                str(sft_start),
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                GRPO_STEPS,
+                "--logging_steps",
+                "20",
+                "--seed",
+                str(GRPO_SEED),
+                "--data_seed_offset",
+                str(42 - GRPO_SEED),
+                *GRPO_FAST,
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -319,8 +447,15 @@ def test_grpo_logs_rewards_kl_lengths_and_clip_ratio(grpo_run):
     info = json.loads((grpo_run / "run_info.json").read_text())
     assert info["stage"] == "grpo" and info["global_step"] == int(GRPO_STEPS)
     rl = info["rl"]
-    for key in ("rewards/exact_answer/mean", "rewards/think_format/mean", "reward", "kl", "completions/mean_length",
-                "cispo_clip_ratio", "entropy"):
+    for key in (
+        "rewards/exact_answer/mean",
+        "rewards/think_format/mean",
+        "reward",
+        "kl",
+        "completions/mean_length",
+        "cispo_clip_ratio",
+        "entropy",
+    ):
         assert key in rl, (key, sorted(rl))
     assert rl["kl"]["last"] > 0  # the policy moved away from its frozen reference (beta 0.1)
     assert 1.0 <= rl["completions/mean_length"]["mean"] <= 16  # max_completion_length
@@ -343,11 +478,8 @@ def test_grpo_raises_held_out_accuracy_above_the_sft_start(grpo_run):
 
 
 def test_eval_arithmetic_reports_the_same_metric(grpo_run, capsys):
-    import importlib.util
+    from minimind_hf.cli import eval as cli
 
-    spec = importlib.util.spec_from_file_location("eval_cli", ROOT / "scripts" / "eval.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     summary = cli.main([str(grpo_run), "--task", "arithmetic", "--thinking"])
     printed = json.loads(capsys.readouterr().out)
     after = json.loads((grpo_run / "run_info.json").read_text())["held_out_accuracy"]["thinking"]["after"]
@@ -358,11 +490,32 @@ def test_eval_arithmetic_reports_the_same_metric(grpo_run, capsys):
 
 def test_grpo_with_lora_and_a_user_reward(sft_start, tmp_path):
     out = tmp_path / "lora"
-    code = main([str(RECIPES / "grpo.yaml"), "--model_name_or_path", str(sft_start), "--output_dir", str(out),
-                 "--use_lora", "true", "--tune_llm", "false", "--max_steps", "4", "--logging_steps", "2",
-                 "--per_device_train_batch_size", "16",
-                 "--reward_funcs", "[exact_answer, test_rl:always_half]", "--reward_weights", "[1.0, 1.0]",
-                 "--eval_files", "[]", *QUIET])
+    code = main(
+        [
+            str(RECIPES / "grpo.yaml"),
+            "--model_name_or_path",
+            str(sft_start),
+            "--output_dir",
+            str(out),
+            "--use_lora",
+            "true",
+            "--tune_llm",
+            "false",
+            "--max_steps",
+            "4",
+            "--logging_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "16",
+            "--reward_funcs",
+            "[exact_answer, test_rl:always_half]",
+            "--reward_weights",
+            "[1.0, 1.0]",
+            "--eval_files",
+            "[]",
+            *QUIET,
+        ]
+    )
     assert code == 0
     assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()
     rl = json.loads((out / "run_info.json").read_text())["rl"]
@@ -378,11 +531,28 @@ def test_grpo_two_process_ddp_ranks_agree(sft_start, tmp_path):
 
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(ROOT / "accelerate_configs" / "cpu_ddp.yaml"), str(ROOT / "scripts" / "train.py"),
-               str(RECIPES / "grpo.yaml"), "--model_name_or_path", str(sft_start), "--output_dir", str(out),
-               "--max_steps", "3", "--per_device_train_batch_size", "16", "--logging_steps", "1",
-               "--eval_files", "[]", *QUIET]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "accelerate_configs" / "cpu_ddp.yaml"),
+        str(ROOT / "scripts" / "train.py"),
+        str(RECIPES / "grpo.yaml"),
+        "--model_name_or_path",
+        str(sft_start),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "16",
+        "--logging_steps",
+        "1",
+        "--eval_files",
+        "[]",
+        *QUIET,
+    ]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     info = json.loads((out / "run_info.json").read_text())
@@ -412,26 +582,56 @@ def test_ppo_is_refused_with_the_reason(tmp_path, capsys, monkeypatch):
 def test_agent_recipe_runs_tool_rollouts_and_reports_tool_use(start_model, tmp_path, capsys):
     """recipes/agent.yaml end to end at toy size: TRL's tool loop is on (tools/* metrics logged), the
     tool rewards are scored, and the held-out --task toolcall metrics are measured before and after."""
-    from minimind_hf.data.synthetic import write_jsonl
-    from minimind_hf.data.synthetic_tools import make_split
+    from minimind_hf.data.embedded.files import write_jsonl
+    from minimind_hf.data.embedded.tools import make_split
 
     prompts = make_split("held_out", seed=42, per_kind=10, eval_per_kind=1)[1]
     write_jsonl(tmp_path / "eval.jsonl", prompts[:4])
     out = tmp_path / "agent"
-    code = main([str(RECIPES / "agent.yaml"), "--model_name_or_path", str(start_model), "--output_dir", str(out),
-                 "--eval_files", f"[{tmp_path / 'eval.jsonl'}]", "--max_steps", "2", "--per_device_train_batch_size",
-                 "8", "--num_generations", "4", "--max_completion_length", "24", "--eval_max_new_tokens", "16",
-                 "--logging_steps", "1", *QUIET])
+    code = main(
+        [
+            str(RECIPES / "agent.yaml"),
+            "--model_name_or_path",
+            str(start_model),
+            "--output_dir",
+            str(out),
+            "--eval_files",
+            f"[{tmp_path / 'eval.jsonl'}]",
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "8",
+            "--num_generations",
+            "4",
+            "--max_completion_length",
+            "24",
+            "--eval_max_new_tokens",
+            "16",
+            "--logging_steps",
+            "1",
+            *QUIET,
+        ]
+    )
     assert code == 0
     info = json.loads((out / "run_info.json").read_text())
-    assert {"tools/call_frequency", "rewards/tool_format/mean", "rewards/tool_call_match/mean",
-            "rewards/exact_answer/mean"} <= set(info["rl"])
+    assert {
+        "tools/call_frequency",
+        "rewards/tool_format/mean",
+        "rewards/tool_call_match/mean",
+        "rewards/exact_answer/mean",
+    } <= set(info["rl"])
     tool_use = info["held_out_tool_use"]
     for phase in ("before", "after"):
         assert tool_use[phase]["total"] == 4 and set(tool_use[phase]["per_kind"]) == {
-            "calculator", "convert_units", "add_days", "lookup_capital"}
-        assert all(0.0 <= tool_use[phase][m] <= 1.0 for m in ("format_validity", "right_tool_rate",
-                                                               "argument_accuracy", "final_answer_accuracy"))
+            "calculator",
+            "convert_units",
+            "add_days",
+            "lookup_capital",
+        }
+        assert all(
+            0.0 <= tool_use[phase][m] <= 1.0
+            for m in ("format_validity", "right_tool_rate", "argument_accuracy", "final_answer_accuracy")
+        )
     printed = capsys.readouterr().out
     assert "held-out tool use before GRPO: final_answer_accuracy" in printed
     assert "result: held-out tool use final_answer_accuracy" in printed
@@ -439,10 +639,18 @@ def test_agent_recipe_runs_tool_rollouts_and_reports_tool_use(start_model, tmp_p
 
 
 def test_agent_recipe_errors_exit_2(start_model, tmp_path, capsys):
-    base = [str(RECIPES / "agent.yaml"), "--model_name_or_path", str(start_model), "--output_dir", str(tmp_path / "o"),
-            *QUIET]
-    for extra, message in ((["--tools", "[web_search]"], "unknown tool 'web_search'"),
-                           (["--thinking_ratio", "0.5"], "tools and thinking_ratio do not combine")):
+    base = [
+        str(RECIPES / "agent.yaml"),
+        "--model_name_or_path",
+        str(start_model),
+        "--output_dir",
+        str(tmp_path / "o"),
+        *QUIET,
+    ]
+    for extra, message in (
+        (["--tools", "[web_search]"], "unknown tool 'web_search'"),
+        (["--thinking_ratio", "0.5"], "tools and thinking_ratio do not combine"),
+    ):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err

@@ -39,8 +39,16 @@ from minimind_hf.serving.server import ServerLimits, create_app  # noqa: E402
 
 NAME = "minimind-tiny"
 HI = [{"role": "user", "content": "hi"}]
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +82,14 @@ def greedy_reference(reference, messages, max_new_tokens, **template_kwargs):
     model, tok = reference
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, **template_kwargs)["input_ids"]
     with one_thread(), torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    new = out[0, len(prompt):].tolist()
+        out = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    new = out[0, len(prompt) :].tolist()
     finish = "stop" if new[-1] == tok.eos_token_id else "length"
     return parse_reply(tok.decode(new, skip_special_tokens=True)), len(prompt), len(new), finish
 
@@ -99,8 +112,9 @@ def test_non_streaming_matches_generate_and_counts_tokens(client, reference):
 
 
 def test_streaming_chunks_and_usage(client, reference):
-    stream = client.chat.completions.create(model=NAME, messages=HI, temperature=0, max_tokens=24, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model=NAME, messages=HI, temperature=0, max_tokens=24, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     expected, prompt_len, generated, finish = greedy_reference(reference, HI, 24)
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -115,8 +129,9 @@ def test_streaming_chunks_and_usage(client, reference):
 
 def test_sse_wire_format_ends_with_done(server):
     body = {"model": NAME, "messages": HI, "max_tokens": 4, "stream": True}
-    request = urllib.request.Request(f"{server}/v1/chat/completions", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{server}/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
         events = [e for e in response.read().decode().split("\n\n") if e]
@@ -127,33 +142,52 @@ def test_sse_wire_format_ends_with_done(server):
 def test_thinking_switch_and_tools_reach_the_template(client, reference):
     _, tok = reference
     for kwargs in ({"open_thinking": True}, {"enable_thinking": True}, {"open_thinking": False}):
-        reply = client.chat.completions.create(model=NAME, messages=HI, max_tokens=1,
-                                               extra_body={"chat_template_kwargs": kwargs})
+        reply = client.chat.completions.create(
+            model=NAME, messages=HI, max_tokens=1, extra_body={"chat_template_kwargs": kwargs}
+        )
         want = len(tok.apply_chat_template(HI, add_generation_prompt=True, **kwargs)["input_ids"])
         assert reply.usage.prompt_tokens == want
     reply = client.chat.completions.create(model=NAME, messages=HI, max_tokens=1, tools=TOOLS)
-    assert reply.usage.prompt_tokens == len(tok.apply_chat_template(HI, tools=TOOLS, add_generation_prompt=True)["input_ids"])
+    assert reply.usage.prompt_tokens == len(
+        tok.apply_chat_template(HI, tools=TOOLS, add_generation_prompt=True)["input_ids"]
+    )
     history = HI + [
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
-         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
     reply = client.chat.completions.create(model=NAME, messages=history, max_tokens=1, tools=TOOLS)
     templated = [dict(m, content=m["content"] or "") for m in history]
-    assert reply.usage.prompt_tokens == len(tok.apply_chat_template(templated, tools=TOOLS, add_generation_prompt=True)["input_ids"])
+    assert reply.usage.prompt_tokens == len(
+        tok.apply_chat_template(templated, tools=TOOLS, add_generation_prompt=True)["input_ids"]
+    )
 
 
 def test_concurrent_requests_never_mix(client):
     """8 clients at once (half streaming) get exactly what each gets alone."""
-    jobs = [(f"question {i}: tell me about {'cats dogs birds fish'.split()[i % 4]}", 100 + i, i % 2 == 0) for i in range(8)]
+    jobs = [
+        (f"question {i}: tell me about {'cats dogs birds fish'.split()[i % 4]}", 100 + i, i % 2 == 0) for i in range(8)
+    ]
 
     def ask(job):
         prompt, seed, stream = job
-        kwargs = dict(model=NAME, messages=[{"role": "user", "content": prompt}], temperature=1.0, seed=seed, max_tokens=16)
+        kwargs = dict(
+            model=NAME, messages=[{"role": "user", "content": prompt}], temperature=1.0, seed=seed, max_tokens=16
+        )
         if not stream:
             return client.chat.completions.create(**kwargs).choices[0].message.content
-        return "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **kwargs)
-                       if c.choices)
+        return "".join(
+            c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **kwargs) if c.choices
+        )
 
     alone = [ask(job) for job in jobs]
     assert len(set(alone)) == len(jobs)  # different seeds/prompts really give different texts
@@ -184,7 +218,11 @@ MALFORMED = {
     "messages not a list": (_body(messages="hi"), 400, "messages"),
     "unknown role": (_body(messages=[{"role": "wizard", "content": "hi"}]), 400, "messages.0"),
     "content wrong type": (_body(messages=[{"role": "user", "content": 42}]), 400, "messages.0.content"),
-    "unknown content part": (_body(messages=[{"role": "user", "content": [{"type": "audio", "data": "x"}]}]), 400, "messages.0.content"),
+    "unknown content part": (
+        _body(messages=[{"role": "user", "content": [{"type": "audio", "data": "x"}]}]),
+        400,
+        "messages.0.content",
+    ),
     "temperature not a number": (_body(temperature="hot"), 400, "temperature"),
     "temperature out of range": (_body(temperature=5), 400, "temperature"),
     "max_tokens negative": (_body(max_tokens=-3), 400, "max_tokens"),
@@ -197,9 +235,21 @@ MALFORMED = {
     "repetition_penalty that overflows": (_body(repetition_penalty=1e-300, temperature=1), 400, "repetition_penalty"),
     "lone surrogate": (_body(messages=[{"role": "user", "content": "\ud800"}]), 400, None),  # json.dumps escapes it
     "prompt longer than context": (_body(messages=[{"role": "user", "content": "hello " * 1200}]), 400, "messages"),
-    "image for a text model": (_body(messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-        {"type": "text", "text": "what is this?"}]}]), 400, "messages"),
+    "image for a text model": (
+        _body(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                        {"type": "text", "text": "what is this?"},
+                    ],
+                }
+            ]
+        ),
+        400,
+        "messages",
+    ),
 }
 
 
@@ -221,7 +271,9 @@ def test_template_kwargs_that_clash_with_the_call_get_400(server, key):
     status, payload = _post(f"{server}/v1/chat/completions", _body(chat_template_kwargs={key: []}))
     assert status == 400, payload
     error = payload["error"]
-    assert error["param"] == "chat_template_kwargs" and error["message"] == f"chat_template_kwargs may not set ['{key}']"
+    assert (
+        error["param"] == "chat_template_kwargs" and error["message"] == f"chat_template_kwargs may not set ['{key}']"
+    )
 
 
 def test_body_size_limit_of_the_serve_command(server):
@@ -238,8 +290,15 @@ def test_client_errors_carry_codes(client):
         client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "hello " * 1200}])
     assert err.value.code == "context_length_exceeded" and "maximum context length is 1024" in err.value.message
     with pytest.raises(openai.BadRequestError, match="does not accept images"):
-        client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
+        client.chat.completions.create(
+            model=NAME,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}],
+                }
+            ],
+        )
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-9", messages=HI)
 
@@ -270,7 +329,7 @@ class CannedEngine(ChatEngine):
         for i in range(0, len(text), 3):
             if cancel is not None and cancel.is_set():
                 break
-            on_text(text[i:i + 3])
+            on_text(text[i : i + 3])
         return GenerationResult(len(prompt), len(self.tokenizer(text)["input_ids"]) + 1, "stop")
 
 
@@ -278,8 +337,9 @@ def start_in_process(engine, servers: list, limits: ServerLimits | None = None):
     """Serve `engine` with uvicorn on a thread; returns an openai client (with `.port` and `.worker`)."""
     port = free_port()
     worker = GenerationWorker(engine)
-    srv = uvicorn.Server(uvicorn.Config(create_app(worker, limits=limits), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(worker, limits=limits), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     servers.append((srv, thread))
@@ -311,14 +371,17 @@ def canned(reference):
     stop_in_process(servers)
 
 
-TOOL_REPLY = ('<think>\nThe user wants the weather.\n</think>\n\nLet me look.\n<tool_call>\n'
-              '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>')
+TOOL_REPLY = (
+    "<think>\nThe user wants the weather.\n</think>\n\nLet me look.\n<tool_call>\n"
+    '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+)
 
 
 def test_tool_calls_and_reasoning_non_streaming(canned):
     client, engine = canned(TOOL_REPLY, TOOL_REPLY)
-    reply = client.chat.completions.create(model=NAME, messages=HI, tools=TOOLS,
-                                           extra_body={"chat_template_kwargs": {"open_thinking": True}})
+    reply = client.chat.completions.create(
+        model=NAME, messages=HI, tools=TOOLS, extra_body={"chat_template_kwargs": {"open_thinking": True}}
+    )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.reasoning_content == "The user wants the weather."
@@ -342,7 +405,9 @@ def test_tool_calls_and_reasoning_streaming(canned):
     calls = [tc for d in deltas for tc in (d.tool_calls or [])]
     assert reasoning == "The user wants the weather." and content == "Let me look."
     assert len([d for d in deltas if getattr(d, "reasoning_content", None)]) > 1  # reasoning streamed too
-    assert [(tc.index, tc.function.name, json.loads(tc.function.arguments)) for tc in calls] == [(0, "get_weather", {"city": "Paris"})]
+    assert [(tc.index, tc.function.name, json.loads(tc.function.arguments)) for tc in calls] == [
+        (0, "get_weather", {"city": "Paris"})
+    ]
     assert calls[0].id.startswith("call_")
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
 
@@ -359,8 +424,12 @@ def test_client_disconnect_cancels_generation(canned):
     """A client that hangs up mid-stream frees the generation thread for the next request."""
     client, engine = canned("FOREVER", "Next one.")
     conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
-    conn.request("POST", "/v1/chat/completions", json.dumps({"model": NAME, "messages": HI, "stream": True}),
-                 {"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"model": NAME, "messages": HI, "stream": True}),
+        {"Content-Type": "application/json"},
+    )
     response = conn.getresponse()
     assert response.status == 200 and response.readline().startswith(b"data: ")
     conn.close()
@@ -416,8 +485,13 @@ def test_body_over_the_limit_gets_413_before_parsing(canned, chunked):
     body = _body(messages=[{"role": "user", "content": "hello " * 1000}])
     conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
     if chunked:  # no Content-Length: the running count refuses it
-        conn.request("POST", "/v1/chat/completions", iter([body[i:i + 1000] for i in range(0, len(body), 1000)]),
-                     {"Content-Type": "application/json"}, encode_chunked=True)
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            iter([body[i : i + 1000] for i in range(0, len(body), 1000)]),
+            {"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
     else:
         conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
     response = conn.getresponse()
@@ -432,16 +506,17 @@ def test_body_over_the_limit_gets_413_before_parsing(canned, chunked):
 
 
 def test_serve_command_limit_flags(monkeypatch):
+    from minimind_hf.cli import serve as serve_cli
     from minimind_hf.serving import server
 
     seen = {}
     monkeypatch.setattr(server, "serve", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
-    server.main(["some/folder", "--max-body-mb", "0.5", "--max-images", "2", "--max-image-pixels", "1000"])
+    serve_cli.main(["some/folder", "--max-body-mb", "0.5", "--max-images", "2", "--max-image-pixels", "1000"])
     assert ServerLimits(max_body_bytes=524288, max_images=2, max_image_pixels=1000) in seen["args"]
-    server.main(["some/folder"])
+    serve_cli.main(["some/folder"])
     assert ServerLimits() in seen["args"]
     with pytest.raises(SystemExit):
-        server.main(["some/folder", "--max-body-mb", "0"])
+        serve_cli.main(["some/folder", "--max-body-mb", "0"])
 
 
 # ----------------------------------------------------------------------------- images (MiniMind-V)
@@ -495,8 +570,13 @@ def vlm_reference_reply(vlm_reference, messages, max_new_tokens):
     inputs = processor(text=[prompt], images=images, return_tensors="pt")
     tok = processor.tokenizer
     with one_thread(), torch.no_grad():
-        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        out = model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
     width = inputs["input_ids"].shape[1]
     placeholders = int((inputs["input_ids"] == processor.image_token_id).sum())
     assert placeholders == len(images) * processor.image_seq_length
@@ -507,8 +587,14 @@ def test_image_request_matches_generate_with_the_processor(vlm_client, vlm_refer
     messages = [{"role": "user", "content": [image_url_part("red"), {"type": "text", "text": "Describe the picture."}]}]
     with one_thread():
         reply = vlm_client.chat.completions.create(model=VLM, messages=messages, temperature=0, max_tokens=12)
-        streamed = vlm_client.chat.completions.create(model=VLM, messages=messages, temperature=0, max_tokens=12,
-                                                      stream=True, stream_options={"include_usage": True})
+        streamed = vlm_client.chat.completions.create(
+            model=VLM,
+            messages=messages,
+            temperature=0,
+            max_tokens=12,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         chunks = list(streamed)
     expected, prompt_len = vlm_reference_reply(vlm_reference, messages, 12)
     assert reply.choices[0].message.content == expected and expected
@@ -517,7 +603,8 @@ def test_image_request_matches_generate_with_the_processor(vlm_client, vlm_refer
     _, processor = vlm_reference
     text_only = processor.tokenizer.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the picture."}]}],
-        add_generation_prompt=True)["input_ids"]
+        add_generation_prompt=True,
+    )["input_ids"]
     assert reply.usage.prompt_tokens == prompt_len == len(text_only) - 1 + processor.image_seq_length
     assert chunks[-1].usage.prompt_tokens == prompt_len
     # the image matters: another picture, another answer (and the same one as generate() gives)
@@ -539,8 +626,11 @@ def test_images_across_history_keep_their_order(vlm_client, vlm_reference):
     expected, prompt_len = vlm_reference_reply(vlm_reference, messages, 10)
     assert reply.choices[0].message.content == expected
     assert reply.usage.prompt_tokens == prompt_len
-    swapped = [dict(messages[0], content=[image_url_part("black"), messages[0]["content"][1]]), messages[1],
-               dict(messages[2], content=[messages[2]["content"][0], image_url_part("green")])]
+    swapped = [
+        dict(messages[0], content=[image_url_part("black"), messages[0]["content"][1]]),
+        messages[1],
+        dict(messages[2], content=[messages[2]["content"][0], image_url_part("green")]),
+    ]
     assert vlm_reference_reply(vlm_reference, swapped, 10)[0] != expected  # so the order was really checked
 
 
@@ -558,8 +648,14 @@ def test_concurrent_image_requests_never_mix(vlm_client):
 
     def ask(job):
         colour, stream = job
-        kwargs = dict(model=VLM, temperature=0, max_tokens=8, messages=[
-            {"role": "user", "content": [image_url_part(colour), {"type": "text", "text": "Describe the picture."}]}])
+        kwargs = dict(
+            model=VLM,
+            temperature=0,
+            max_tokens=8,
+            messages=[
+                {"role": "user", "content": [image_url_part(colour), {"type": "text", "text": "Describe the picture."}]}
+            ],
+        )
         if not stream:
             return vlm_client.chat.completions.create(**kwargs).choices[0].message.content
         chunks = vlm_client.chat.completions.create(stream=True, **kwargs)
@@ -584,8 +680,15 @@ BAD_IMAGES = {
 @pytest.mark.parametrize("case", sorted(BAD_IMAGES))
 def test_bad_images_get_400(vlm_client, case):
     url, reason = BAD_IMAGES[case]
-    body = {"model": VLM, "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": url}}]}]}
+    body = {
+        "model": VLM,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": url}}],
+            }
+        ],
+    }
     status, payload = _post(f"http://127.0.0.1:{vlm_client.port}/v1/chat/completions", json.dumps(body).encode())
     assert status == 400, payload
     error = payload["error"]
@@ -595,8 +698,9 @@ def test_bad_images_get_400(vlm_client, case):
 
 def test_image_markers_in_text_are_refused(vlm_client):
     with pytest.raises(openai.BadRequestError, match="image marker"):
-        vlm_client.chat.completions.create(model=VLM, max_tokens=1, messages=[
-            {"role": "user", "content": "what is in <image>?"}])
+        vlm_client.chat.completions.create(
+            model=VLM, max_tokens=1, messages=[{"role": "user", "content": "what is in <image>?"}]
+        )
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -644,8 +748,10 @@ def test_image_limits_are_settings(vlm_dir):
     client = start_in_process(engine, servers, ServerLimits(max_images=1, max_image_pixels=30 * 30))
     try:
         url = f"http://127.0.0.1:{client.port}/v1/chat/completions"
-        for parts, reason in (([image_url_part("red")], "40x40 image (1,600 pixels); images may have at most 900"),
-                              ([image_url_part("red")] * 2, "hold 2 images; at most 1")):
+        for parts, reason in (
+            ([image_url_part("red")], "40x40 image (1,600 pixels); images may have at most 900"),
+            ([image_url_part("red")] * 2, "hold 2 images; at most 1"),
+        ):
             body = {"model": VLM, "messages": [{"role": "user", "content": parts}]}
             status, payload = _post(url, json.dumps(body).encode())
             assert status == 400 and reason in payload["error"]["message"], payload

@@ -55,8 +55,9 @@ def test_coverage_cases(api_schema):
     for result in api_schema.get_all_operations():
         operation = result.ok()
         config = api_schema.config.generation_for(operation=operation, phase="coverage")
-        for case in api_schema.iter_coverage_cases(operation, generation_modes=list(GenerationMode),
-                                                   generation_config=config):
+        for case in api_schema.iter_coverage_cases(
+            operation, generation_modes=list(GenerationMode), generation_config=config
+        ):
             check(case, case.call())
             sent += 1
     assert sent > 100  # about 500 with this schema
@@ -68,8 +69,13 @@ def test_fuzzed_requests(api_schema, mode):
     sent = []
 
     @given(case=api_schema.as_strategy(generation_mode=GenerationMode(mode)))
-    @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case):
         sent.append(case)
         check(case, case.call())

@@ -6,10 +6,10 @@ import random
 import pytest
 from serving_helpers import REPLY, one_thread, scripted_model_dir
 
+from minimind_hf.parsing import ReplyAssembler, StopTrimmer
 from minimind_hf.serving import Conversation, GenerationWorker, RequestError, SamplingParams, load_engine, parse_reply
 from minimind_hf.serving.engine import content_has_images
 from minimind_hf.serving.images import data_url, image_part, load_image
-from minimind_hf.serving.parsing import ReplyAssembler, StopTrimmer
 
 THINKING = "<think>\nFirst add 2 and 3.\nThat is 5.\n</think>\n\n2 + 3 = 5."
 TOOL = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "°C"}}\n</tool_call>'
@@ -161,9 +161,13 @@ def test_conversation_keeps_history_and_streams(worker):
         list(second)
     prompt = tok.decode(second.prompt_ids)
     assert prompt == tok.apply_chat_template(
-        [{"role": "user", "content": "hi"},
-         {"role": "assistant", "content": REPLY}, {"role": "user", "content": "who are you?"}],
-        add_generation_prompt=True, tokenize=False,
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": REPLY},
+            {"role": "user", "content": "who are you?"},
+        ],
+        add_generation_prompt=True,
+        tokenize=False,
     )
     assert f"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n{REPLY}<|im_end|>" in prompt
 
@@ -171,7 +175,7 @@ def test_conversation_keeps_history_and_streams(worker):
     conversation.add_user("hello")
     third = start_turn(worker, conversation, greedy)
     list(third)
-    assert "hi<|im_end|>" not in tok.decode(third.prompt_ids) 
+    assert "hi<|im_end|>" not in tok.decode(third.prompt_ids)
 
 
 def test_thinking_switch_and_limits(worker):

@@ -1,4 +1,4 @@
-"""Synthetic embedded data sets (minimind_hf.data.synthetic)."""
+"""Synthetic embedded data sets (minimind_hf.data.embedded.arithmetic)."""
 
 import json
 import re
@@ -6,8 +6,10 @@ import re
 import pytest
 import torch
 
-from minimind_hf.data import synthetic as S
-from minimind_hf.data.sources import load_records
+from minimind_hf.data import load_records
+from minimind_hf.data.embedded import arithmetic as S
+from minimind_hf.evaluation import arithmetic_accuracy, greedy_replies
+from minimind_hf.evaluation.answers import is_correct
 from minimind_hf.tokenizer import load_tokenizer
 
 
@@ -94,7 +96,7 @@ def test_followups_only_use_training_facts():
 
 def test_identity_holds_out_questions_in_both_languages():
     _, held_out = S.split_problems("identity")
-    assert {S._language(p.args[0]) for p in held_out} == {"en", "zh"}
+    assert {S.language(p.args[0]) for p in held_out} == {"en", "zh"}
 
 
 # ----------------------------------------------------------------------------- answers
@@ -124,7 +126,7 @@ def test_sft_answers_are_correct():
         reply = conversation[-1]["content"]
         if record["kind"] == "identity":
             assert record["answer"] == "MiniMind" and "MiniMind" in reply
-            assert S._language(conversation[0]["content"]) == S._language(reply)  # answers in the asker's language
+            assert S.language(conversation[0]["content"]) == S.language(reply)  # answers in the asker's language
         else:
             assert reply == record["answer"] == str(recompute(conversation)), record
             assert int(reply) >= 0
@@ -135,8 +137,8 @@ def test_dpo_pairs_share_prompt_and_differ_in_correctness():
     for record in S.make_records("train", per_kind=100, format="dpo"):
         chosen, rejected = record["chosen"], record["rejected"]
         assert chosen[:-1] == rejected[:-1] and chosen[-1]["role"] == rejected[-1]["role"] == "assistant"
-        assert S.is_correct(chosen[-1]["content"], record["answer"])
-        assert not S.is_correct(rejected[-1]["content"], record["answer"])
+        assert is_correct(chosen[-1]["content"], record["answer"])
+        assert not is_correct(rejected[-1]["content"], record["answer"])
 
 
 def test_phrasings_vary():
@@ -151,8 +153,14 @@ def test_phrasings_vary():
 
 def test_files_load_through_load_records(tmp_path, embedded):
     cache = str(tmp_path / "cache")
-    for name, kind in [("pretrain_train", "pretrain"), ("pretrain_eval", "pretrain"), ("sft_train", "sft"),
-                       ("sft_eval", "sft"), ("dpo_train", "dpo"), ("dpo_eval", "dpo")]:
+    for name, kind in [
+        ("pretrain_train", "pretrain"),
+        ("pretrain_eval", "pretrain"),
+        ("sft_train", "sft"),
+        ("sft_eval", "sft"),
+        ("dpo_train", "dpo"),
+        ("dpo_eval", "dpo"),
+    ]:
         dataset, report = load_records(str(embedded[name]), kind, cache_dir=cache)
         assert report.skipped == 0 and len(dataset) == report.read == len(read_jsonl(embedded[name])) > 0
     sft, _ = load_records(str(embedded["sft_train"]), "sft", cache_dir=cache)
@@ -172,10 +180,10 @@ def test_eval_files_hold_only_held_out_problems(embedded):
 
 
 def test_is_correct():
-    assert S.is_correct("7", "7") and S.is_correct("3 + 4 = 7", "7") and S.is_correct("The answer is 7.", "7")
-    assert not S.is_correct("8", "7") and not S.is_correct("", "7") and not S.is_correct("seven", "7")
-    assert not S.is_correct("1", "12")  # a reply cut off mid-number
-    assert S.is_correct("I am MiniMind.", "MiniMind") and not S.is_correct("I am ChatGPT.", "MiniMind")
+    assert is_correct("7", "7") and is_correct("3 + 4 = 7", "7") and is_correct("The answer is 7.", "7")
+    assert not is_correct("8", "7") and not is_correct("", "7") and not is_correct("seven", "7")
+    assert not is_correct("1", "12")  # a reply cut off mid-number
+    assert is_correct("I am MiniMind.", "MiniMind") and not is_correct("I am ChatGPT.", "MiniMind")
 
 
 class ScriptedModel(torch.nn.Module):
@@ -203,18 +211,18 @@ def test_arithmetic_accuracy_with_scripted_models(tokenizer):
     records = S.make_records("held_out", per_kind=10)
     answers = {}
     for record in records:
-        prompt = tokenizer.apply_chat_template(record["conversations"][:-1], add_generation_prompt=True,
-                                               tokenize=False)
+        prompt = tokenizer.apply_chat_template(record["conversations"][:-1], add_generation_prompt=True, tokenize=False)
         answers[prompt] = record["conversations"][-1]["content"]
     right = ScriptedModel(tokenizer, lambda prompt: answers[prompt])
-    wrong = ScriptedModel(tokenizer, lambda prompt: "I am ChatGPT" if "MiniMind" in answers[prompt]
-                          else str(int(answers[prompt]) + 1))
+    wrong = ScriptedModel(
+        tokenizer, lambda prompt: "I am ChatGPT" if "MiniMind" in answers[prompt] else str(int(answers[prompt]) + 1)
+    )
     expected_keys = set(S.KINDS) | {"all"}
-    perfect = S.arithmetic_accuracy(right, tokenizer, records, batch_size=7)
+    perfect = arithmetic_accuracy(right, tokenizer, records, batch_size=7)
     assert set(perfect) == expected_keys and all(v == 1.0 for v in perfect.values())
-    zero = S.arithmetic_accuracy(wrong, tokenizer, records, batch_size=7)
+    zero = arithmetic_accuracy(wrong, tokenizer, records, batch_size=7)
     assert set(zero) == expected_keys and all(v == 0.0 for v in zero.values())
-    assert S.arithmetic_accuracy(right, tokenizer, []) == {}
+    assert arithmetic_accuracy(right, tokenizer, []) == {}
 
 
 def test_arithmetic_accuracy_runs_a_real_model(tokenizer):
@@ -223,9 +231,10 @@ def test_arithmetic_accuracy_runs_a_real_model(tokenizer):
     torch.manual_seed(0)
     model = MiniMindForCausalLM(preset_config("tiny")).train()
     records = S.make_records("held_out", kinds=["add1", "followup"], per_kind=5)
-    replies = S.generate_replies(model, tokenizer, [r["conversations"][:-1] for r in records],
-                                 max_new_tokens=4, batch_size=4)
+    replies = greedy_replies(
+        model, tokenizer, [r["conversations"][:-1] for r in records], max_new_tokens=4, batch_size=4
+    )
     assert len(replies) == len(records) and all(isinstance(r, str) for r in replies)
-    scores = S.arithmetic_accuracy(model, tokenizer, records, max_new_tokens=4, batch_size=4)
+    scores = arithmetic_accuracy(model, tokenizer, records, max_new_tokens=4, batch_size=4)
     assert set(scores) == {"add1", "followup", "all"} and all(0.0 <= v <= 1.0 for v in scores.values())
     assert model.training  # the helper restores the mode it found

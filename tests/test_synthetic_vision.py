@@ -1,4 +1,4 @@
-"""Synthetic embedded image sets (minimind_hf.data.synthetic_vision)."""
+"""Synthetic embedded image sets (minimind_hf.data.embedded.vision)."""
 
 import json
 import re
@@ -9,8 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from minimind_hf.data import synthetic_vision as V
-from minimind_hf.data.sources import normalise_record
+from minimind_hf.data import normalise_record
+from minimind_hf.data.embedded import scenes as S
+from minimind_hf.data.embedded import vision as V
+from minimind_hf.evaluation import vision as EV
+from minimind_hf.evaluation.answers import names_option
 
 SMALL = dict(seed=0, per_kind=40, eval_per_kind=15)
 NAMES = set(V.EMBEDDED_NAMES)
@@ -45,9 +48,20 @@ def all_records(records):
 
 def test_same_seed_same_bytes_and_idempotent(tmp_path, embedded):
     again = V.write_embedded_vision_datasets(tmp_path / "again", **SMALL)
-    assert set(again) == NAMES == {"images", "vlm_pretrain_train", "vlm_pretrain_eval", "vlm_sft_train",
-                                   "vlm_sft_eval", "vlm_sft_basic_train", "vlm_sft_basic_eval",
-                                   "vlm_sft_train_minicpm"}
+    assert (
+        set(again)
+        == NAMES
+        == {
+            "images",
+            "vlm_pretrain_train",
+            "vlm_pretrain_eval",
+            "vlm_sft_train",
+            "vlm_sft_eval",
+            "vlm_sft_basic_train",
+            "vlm_sft_basic_eval",
+            "vlm_sft_train_minicpm",
+        }
+    )
     # The quickstart set is the colour subset, held out like the rest.
     basic = [json.loads(line) for line in again["vlm_sft_basic_eval"].read_text().splitlines()]
     assert basic and {r["kind"] for r in basic} == set(V.BASIC_SFT_KINDS)
@@ -105,16 +119,17 @@ def test_scene_dict_round_trip(records):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_item_split_is_disjoint_and_balanced(seed):
     train, held_out = V.split_items(seed=seed)
-    assert set(train) | set(held_out) == set(V.ALL_ITEMS) and not set(train) & set(held_out)
-    assert len(held_out) == round(0.2 * len(V.ALL_ITEMS))
+    assert set(train) | set(held_out) == set(S.ALL_ITEMS) and not set(train) & set(held_out)
+    assert len(held_out) == round(0.2 * len(S.ALL_ITEMS))
     # Every value and every pair of values keeps most of its items in training: no shortcut
     # like "yellow things are never triangles" can be learned from the training items.
     attributes = ("shape", "colour", "position")
-    for chosen in [(a,) for a in attributes] + [(a, b) for i, a in enumerate(attributes) for b in attributes[i + 1:]]:
+    for chosen in [(a,) for a in attributes] + [(a, b) for i, a in enumerate(attributes) for b in attributes[i + 1 :]]:
+
         def key(item):
             return tuple(getattr(item, a) for a in chosen)
 
-        everything, kept = Counter(map(key, V.ALL_ITEMS)), Counter(map(key, train))
+        everything, kept = Counter(map(key, S.ALL_ITEMS)), Counter(map(key, train))
         assert all(kept[g] >= 0.6 * n for g, n in everything.items()), chosen
 
 
@@ -146,7 +161,7 @@ def nearest_colour(pixel, scene, _memo={}) -> str:
     """The named colour (or "background") closest to an RGB pixel."""
     key = (pixel, scene.background)
     if key not in _memo:  # images repeat few pixel values: memoising makes read-backs fast
-        palette = {**V.COLOURS, "background": V.BACKGROUNDS[scene.background]}
+        palette = {**V.COLOURS, "background": S.BACKGROUNDS[scene.background]}
         _memo[key] = min(palette, key=lambda name: sum((a - b) ** 2 for a, b in zip(pixel, palette[name])))
     return _memo[key]
 
@@ -159,9 +174,9 @@ def interior_point(shape) -> tuple[int, int]:
 
 def foreground(image, scene) -> set[int]:
     """Indices of pixels that differ clearly from the background (grey levels for "L" files)."""
-    background = V.BACKGROUNDS[scene.background]
+    background = S.BACKGROUNDS[scene.background]
     if scene.storage == "L":
-        background = (round(V._luminance(background)),) * 3
+        background = (round(S._luminance(background)),) * 3
     size = image.width * image.height
     far = {p for _, p in image.getcolors(size) if sum((a - b) ** 2 for a, b in zip(p, background)) > 60**2}
     return {i for i, p in enumerate(image.getdata()) if p in far}
@@ -186,8 +201,13 @@ def count_components(image, scene) -> int:
 
 
 def nearest_position(centre, size) -> str:
-    anchors = {"left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73),
-               "center": (0.5, 0.5)}
+    anchors = {
+        "left": (0.27, 0.5),
+        "right": (0.73, 0.5),
+        "top": (0.5, 0.27),
+        "bottom": (0.5, 0.73),
+        "center": (0.5, 0.5),
+    }
     fx, fy = centre[0] / size[0], centre[1] / size[1]
     return min(anchors, key=lambda p: (anchors[p][0] - fx) ** 2 + (anchors[p][1] - fy) ** 2)
 
@@ -201,7 +221,7 @@ def check_scene_pixels(scene, images_root):
     for shape in scene.shapes:
         pixel = rgb.getpixel(interior_point(shape))
         if scene.storage == "L":  # grey levels only: compare luminance
-            assert abs(pixel[0] - V._luminance(V.COLOURS[shape.colour])) < 4
+            assert abs(pixel[0] - S._luminance(V.COLOURS[shape.colour])) < 4
         else:
             assert nearest_colour(pixel, scene) == shape.colour, (scene.file, shape)
     assert count_components(rgb, scene) == len(scene.shapes), scene.file
@@ -260,21 +280,21 @@ def test_shapes_fit_and_never_overlap():
                 assert 0 <= x0 < x1 < width and 0 <= y0 < y1 < height
                 assert 0.22 <= (x1 - x0 + 1) / min(width, height) <= 0.5  # recognisable after a 32 px resize
             for i, a in enumerate(boxes):
-                for b in boxes[i + 1:]:
+                for b in boxes[i + 1 :]:
                     assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]
 
 
 def test_backgrounds_contrast_with_every_colour():
     for colour in V.COLOURS:
-        assert V.contrasting_backgrounds((colour,)) == list(V.BACKGROUNDS)
-        assert V.contrasting_backgrounds((colour,), grayscale=True)  # a one-shape image can always be grey
+        assert S.contrasting_backgrounds((colour,)) == list(S.BACKGROUNDS)
+        assert S.contrasting_backgrounds((colour,), grayscale=True)  # a one-shape image can always be grey
 
 
 def test_image_variety(records):
     scenes = [(r["kind"], s) for r in V.make_records("train", V.KINDS, per_kind=200) for s in r["scenes"]]
-    assert {s["storage"] for _, s in scenes} == set(V.STORAGES)
-    assert {tuple(s["size"]) for _, s in scenes} == set(V.SIZES)
-    assert {s["background"] for _, s in scenes} == set(V.BACKGROUNDS)
+    assert {s["storage"] for _, s in scenes} == set(S.STORAGES)
+    assert {tuple(s["size"]) for _, s in scenes} == set(S.SIZES)
+    assert {s["background"] for _, s in scenes} == set(S.BACKGROUNDS)
     assert any(s["noise_seed"] for _, s in scenes) and not all(s["noise_seed"] for _, s in scenes)
     # Grayscale only where colour is neither asked nor described.
     assert {kind for kind, s in scenes if s["storage"] == "L"} <= set(V.GRAYSCALE_KINDS)
@@ -323,8 +343,10 @@ def test_minicpm_file_mirrors_the_jsonl(embedded, records):
 
 
 def test_image_paths_orders_minicpm_keys_by_marker():
-    record = {"image": {"<image_01>": "b.png", "<image_00>": "a.png"},
-              "conversations": [{"role": "user", "content": "<image_00> then <image_01>"}]}
+    record = {
+        "image": {"<image_01>": "b.png", "<image_00>": "a.png"},
+        "conversations": [{"role": "user", "content": "<image_00> then <image_01>"}],
+    }
     assert V.image_paths(record) == ["a.png", "b.png"]
     assert V.image_paths({"image": "a.png, b.png"}) == ["a.png", "b.png"]
     assert V.image_paths({"conversations": []}) == []
@@ -336,7 +358,7 @@ def test_load_images_converts_every_mode_to_rgb(embedded, records):
         by_storage.setdefault(record["scenes"][0]["storage"], record)
     assert len(by_storage) >= 4
     for record in by_storage.values():
-        images = V.load_images(record, embedded["images"])
+        images = EV.load_images(record, embedded["images"])
         assert [im.mode for im in images] == ["RGB"] * len(record["scenes"])
         assert [list(im.size) for im in images] == [s["size"] for s in record["scenes"]]
 
@@ -344,35 +366,38 @@ def test_load_images_converts_every_mode_to_rgb(embedded, records):
 # ----------------------------------------------------------------------------- scoring
 
 
-@pytest.mark.parametrize("reply, answer, options, expected", [
-    ("red", "red", V.ANSWER_OPTIONS["colour"], True),
-    ("Red.", "red", V.ANSWER_OPTIONS["colour"], True),
-    ("It is red", "red", V.ANSWER_OPTIONS["colour"], True),
-    ("reddish", "red", V.ANSWER_OPTIONS["colour"], False),
-    ("blue", "red", V.ANSWER_OPTIONS["colour"], False),
-    ("red or blue", "red", V.ANSWER_OPTIONS["colour"], False),  # naming two options is no answer
-    ("red or blue", "red", (), True),
-    ("second", "second", V.ANSWER_OPTIONS["multi_image"], True),
-    ("the first or the second", "second", V.ANSWER_OPTIONS["multi_image"], False),
-    ("2", "2", V.ANSWER_OPTIONS["count"], True),
-    ("12", "2", V.ANSWER_OPTIONS["count"], False),
-    ("There are 2 shapes.", "2", V.ANSWER_OPTIONS["count"], True),
-    ("", "circle", V.ANSWER_OPTIONS["shape"], False),
-    ("in the center", "center", V.ANSWER_OPTIONS["position"], True),
-    ("A red circle on the left.", "A red circle on the left", (), True),
-    ("a red circle on the left and more", "A red circle on the left", (), True),
-    ("A red circle on the leftmost.", "A red circle on the left", (), False),
-])
+@pytest.mark.parametrize(
+    "reply, answer, options, expected",
+    [
+        ("red", "red", V.ANSWER_OPTIONS["colour"], True),
+        ("Red.", "red", V.ANSWER_OPTIONS["colour"], True),
+        ("It is red", "red", V.ANSWER_OPTIONS["colour"], True),
+        ("reddish", "red", V.ANSWER_OPTIONS["colour"], False),
+        ("blue", "red", V.ANSWER_OPTIONS["colour"], False),
+        ("red or blue", "red", V.ANSWER_OPTIONS["colour"], False),  # naming two options is no answer
+        ("red or blue", "red", (), True),
+        ("second", "second", V.ANSWER_OPTIONS["multi_image"], True),
+        ("the first or the second", "second", V.ANSWER_OPTIONS["multi_image"], False),
+        ("2", "2", V.ANSWER_OPTIONS["count"], True),
+        ("12", "2", V.ANSWER_OPTIONS["count"], False),
+        ("There are 2 shapes.", "2", V.ANSWER_OPTIONS["count"], True),
+        ("", "circle", V.ANSWER_OPTIONS["shape"], False),
+        ("in the center", "center", V.ANSWER_OPTIONS["position"], True),
+        ("A red circle on the left.", "A red circle on the left", (), True),
+        ("a red circle on the left and more", "A red circle on the left", (), True),
+        ("A red circle on the leftmost.", "A red circle on the left", (), False),
+    ],
+)
 def test_is_correct(reply, answer, options, expected):
-    assert V.is_correct(reply, answer, options) is expected
+    assert names_option(reply, answer, options) is expected
 
 
 def test_score_replies_per_kind():
     records = V.make_records("held_out", V.SFT_KINDS, per_kind=4)
     replies = [r["answer"] if i % 2 == 0 else "no idea" for i, r in enumerate(records)]
-    scores = V.score_replies(records, replies)
+    scores = EV.score_replies(records, replies)
     assert scores == {**{kind: 0.5 for kind in V.SFT_KINDS}, "all": 0.5}
-    assert V.score_replies(records, [r["conversations"][-1]["content"] for r in records])["all"] == 1.0
+    assert EV.score_replies(records, [r["conversations"][-1]["content"] for r in records])["all"] == 1.0
 
 
 # ----------------------------------------------------------------------------- vision_accuracy
@@ -418,7 +443,7 @@ def test_vision_accuracy_plumbing(embedded, processor, file):
     rs = [r for kind in V.SFT_KINDS for r in rs if r["kind"] == kind][::7]  # every kind, single and multi-image
     assert {r["kind"] for r in rs} == set(V.SFT_KINDS)
     model = AnsweringModel(processor.tokenizer, [r["answer"] if r["kind"] != "count" else "7" for r in rs])
-    scores = V.vision_accuracy(model, processor, rs, embedded["images"], batch_size=4)
+    scores = EV.vision_accuracy(model, processor, rs, embedded["images"], batch_size=4)
     assert scores["count"] == 0.0 and all(scores[k] == 1.0 for k in V.SFT_KINDS if k != "count")
     assert len(model.calls) == -(-len(rs) // 4)
     n_images = sum(len(V.image_paths(r)) for r in rs)
@@ -430,11 +455,17 @@ def test_vision_accuracy_with_a_tiny_model(embedded, records, processor):
     from minimind_hf.models.modeling_minimind_v import MiniMindVForCausalLM
 
     torch.manual_seed(0)
-    text_config = dict(vocab_size=6400, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2)
+    text_config = dict(
+        vocab_size=6400,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     model = MiniMindVForCausalLM(MiniMindVConfig(text_config=text_config))
     rs = records["vlm_sft_eval"][::10]
-    scores = V.vision_accuracy(model, processor, rs, embedded["images"], max_new_tokens=3, batch_size=8)
+    scores = EV.vision_accuracy(model, processor, rs, embedded["images"], max_new_tokens=3, batch_size=8)
     assert set(scores) == {r["kind"] for r in rs} | {"all"}
     assert all(0.0 <= v <= 1.0 for v in scores.values())
     assert model.training  # restored

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from minimind_hf import MiniMindForCausalLM, preset_config
-from minimind_hf.data.sources import ValidationReport, features, load_records, normalise_record
+from minimind_hf.data import ValidationReport, features, load_records, normalise_record
 from minimind_hf.data.text import (
     DEFAULT_SYSTEM_PROMPTS,
     EMPTY_THINK,
@@ -56,24 +56,28 @@ TOOLS_SYSTEM = (
     '<tool_call>\n{"name": <function-name>, "arguments": <arguments-json-object>}\n</tool_call><|im_end|>\n'
 )
 
-PLAIN_TURNS = {"conversations": [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "Hi"},
-    {"role": "assistant", "content": "Hello!"},
-    {"role": "user", "content": "Bye"},
-    {"role": "assistant", "content": "Goodbye."},
-]}
+PLAIN_TURNS = {
+    "conversations": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "Goodbye."},
+    ]
+}
 # A tool call with its response, a plain answer and a reasoning answer, in MiniMind's data format
 # (tool schemas on the system message, reasoning inline in the content).
-AGENT_TURNS = {"conversations": [
-    {"role": "system", "content": "You are helpful.", "tools": [TOOL]},
-    {"role": "user", "content": "What is 1+2?"},
-    {"role": "assistant", "content": "", "tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]},
-    {"role": "tool", "content": "3"},
-    {"role": "assistant", "content": "It is 3."},
-    {"role": "user", "content": "Think: 2*3?"},
-    {"role": "assistant", "content": "<think>\n2 times 3 is 6.\n</think>\n\nThe answer is 6."},
-]}
+AGENT_TURNS = {
+    "conversations": [
+        {"role": "system", "content": "You are helpful.", "tools": [TOOL]},
+        {"role": "user", "content": "What is 1+2?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]},
+        {"role": "tool", "content": "3"},
+        {"role": "assistant", "content": "It is 3."},
+        {"role": "user", "content": "Think: 2*3?"},
+        {"role": "assistant", "content": "<think>\n2 times 3 is 6.\n</think>\n\nThe answer is 6."},
+    ]
+}
 CALL_TEXT = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
 
 
@@ -113,8 +117,10 @@ def segments(tokenizer, row):
     ids, labels = row["input_ids"], row["labels"]
     assert len(ids) == len(labels)
     assert all(label in (-100, token) for token, label in zip(ids, labels)), "labels must be input_ids or -100"
-    return [(supervised, tokenizer.decode([token for token, _ in run]))
-            for supervised, run in itertools.groupby(zip(ids, labels), key=lambda pair: pair[1] != -100)]
+    return [
+        (supervised, tokenizer.decode([token for token, _ in run]))
+        for supervised, run in itertools.groupby(zip(ids, labels), key=lambda pair: pair[1] != -100)
+    ]
 
 
 def supervised(tokenizer, row):
@@ -220,8 +226,11 @@ def test_exact_mask_minimind_like_template_tools_thinking(minimind_like_tokenize
     # Without markers everything from the assistant header to <|im_end|> is supervised,
     # the template's empty think block included (MiniMind's own behaviour).
     assert segments(tok, row) == [
-        (False, "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is 1+2?<|im_end|>\n"
-                "<|im_start|>assistant\n"),
+        (
+            False,
+            "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is 1+2?<|im_end|>\n"
+            "<|im_start|>assistant\n",
+        ),
         (True, EMPTY_THINK + CALL_TEXT + "<|im_end|>"),
         (False, "\n<|im_start|>tool\n3<|im_end|>\n<|im_start|>assistant\n"),
         (True, EMPTY_THINK + "It is 3.<|im_end|>"),
@@ -252,8 +261,11 @@ def test_system_prompt_ratio(tokenizer):
             first_run = segments(tokenizer, row)[0]
             assert first_run[0] is False  # whatever system prompt there is, it is never supervised
             text = tokenizer.decode(row["input_ids"])
-            out.append(text.split("<|im_end|>")[0][len("<|im_start|>system\n"):]
-                       if text.startswith("<|im_start|>system\n") else None)
+            out.append(
+                text.split("<|im_end|>")[0][len("<|im_start|>system\n") :]
+                if text.startswith("<|im_start|>system\n")
+                else None
+            )
         return out
 
     assert systems(0.0) == [None] * 40
@@ -326,14 +338,21 @@ def documents(row):
     """Split a packed row back into its documents using seq_lengths."""
     start = 0
     for length in row["seq_lengths"]:
-        yield row["input_ids"][start:start + length], row["labels"][start:start + length]
+        yield row["input_ids"][start : start + length], row["labels"][start : start + length]
         start += length
 
 
 @pytest.fixture(scope="module")
 def sft_rows(tokenizer):
-    records = [chat(*[(f"q{i}-{t} " + "more " * ((i * 7 + t) % 11), f"a{i}-{t} " + "yes " * ((i * 5 + t) % 13))
-                      for t in range(1 + i % 3)]) for i in range(12)]
+    records = [
+        chat(
+            *[
+                (f"q{i}-{t} " + "more " * ((i * 7 + t) % 11), f"a{i}-{t} " + "yes " * ((i * 5 + t) % 13))
+                for t in range(1 + i % 3)
+            ]
+        )
+        for i in range(12)
+    ]
     rows, _ = build(tokenizer, *records, max_length=256)
     return rows
 
@@ -376,9 +395,9 @@ def test_collator_packed_rows(sft_rows, tokenizer):
         start = 0
         for ids, labels in documents(row):
             n = len(ids)
-            assert batch["position_ids"][i, start:start + n].tolist() == list(range(n))
+            assert batch["position_ids"][i, start : start + n].tolist() == list(range(n))
             assert batch["labels"][i, start].item() == -100  # first label of every document
-            assert batch["labels"][i, start + 1:start + n].tolist() == labels[1:]
+            assert batch["labels"][i, start + 1 : start + n].tolist() == labels[1:]
             start += n
         assert (batch["labels"][i, start:] == -100).all()
 
@@ -392,7 +411,7 @@ def test_collator_masks_first_label_of_packed_pretrain_documents(tokenizer):
         for ids, labels in documents(packed[i]):
             assert labels == ids  # pretraining labels, before collation
             assert batch["labels"][i, start].item() == -100
-            assert batch["labels"][i, start + 1:start + len(ids)].tolist() == ids[1:]
+            assert batch["labels"][i, start + 1 : start + len(ids)].tolist() == ids[1:]
             start += len(ids)
 
 
@@ -415,9 +434,9 @@ def test_packed_batch_logits_equal_documents_alone(sft_rows, tokenizer, attn):
         start = 0
         for ids, _ in documents(row):
             alone = model(input_ids=torch.tensor([ids])).logits[0]
-            torch.testing.assert_close(logits[i, start:start + len(ids)], alone, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(logits[i, start : start + len(ids)], alone, atol=1e-4, rtol=1e-4)
             if start > 0:
-                differs |= not torch.allclose(leaky[i, start:start + len(ids)], alone, atol=1e-3)
+                differs |= not torch.allclose(leaky[i, start : start + len(ids)], alone, atol=1e-3)
             start += len(ids)
     assert differs
 
@@ -430,8 +449,10 @@ def test_dpo_dataset_is_trl_conversational_preference(tokenizer, tmp_path):
     from trl.trainer.dpo_trainer import DPOTrainer
 
     records = [
-        {"chosen": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}],
-         "rejected": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Rome."}]},
+        {
+            "chosen": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}],
+            "rejected": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Rome."}],
+        },
         {"prompt": "2+2?", "chosen": "4", "rejected": "5"},
         {"prompt": "3+3?", "chosen": "<think>\nadd\n</think>\n\n6", "rejected": "7"},
     ]

@@ -1,14 +1,19 @@
 """Tokenizer, chat template, assistant masks and the embedded pydoc corpus."""
 
 import json
-import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from minimind_hf.data.corpus import MAX_DOCUMENT_CHARS, chunk_text, fingerprint, pretrain_split, pydoc_documents
+from minimind_hf.data.embedded.corpus import (
+    MAX_DOCUMENT_CHARS,
+    chunk_text,
+    fingerprint,
+    pretrain_split,
+    pydoc_documents,
+)
 from minimind_hf.tokenizer import (
     CHAT_TEMPLATE,
     IMAGE_TOKEN,
@@ -129,7 +134,8 @@ def test_shipped_template_is_current(tok):
 
 
 def test_cli_reads_jsonl_and_txt_and_names_bad_lines(tmp_path):
-    main = runpy.run_path(str(SCRIPT))["main"]
+    from minimind_hf.cli.tokenizer import main
+
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in pydoc_documents()[:20]) + "\n")
     (tmp_path / "b.txt").write_text("\n\n".join(pydoc_documents()[20:30]))
     out = tmp_path / "tok"
@@ -217,7 +223,10 @@ def test_template_tools_calls_and_grouped_responses(tok):
     )
     # without a system message the tools still get a system turn; content before a call gets a newline
     call = TOOL_CHAT[2]["tool_calls"][:1]
-    with_text = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "Let me check.", "tool_calls": call}]
+    with_text = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "Let me check.", "tool_calls": call},
+    ]
     text = render(tok, with_text, tools=[WEATHER_TOOL])
     assert text.startswith("<|im_start|>system\n# Tools\n\n")
     assert text.endswith(f"{EMPTY_THINK}Let me check.\n" + TOOL_CALLS_TEXT.split("\n<tool_call>")[0] + "<|im_end|>\n")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from minimind_hf.evaluation.toolcall import run_tool_episodes, same_arguments, score_episodes
 from minimind_hf.tools import BUILTIN_TOOLS, ToolError, execute, resolve_tools
 from minimind_hf.tools.builtin import add_days, calculator, convert_units, lookup_capital
-from minimind_hf.tools.loop import Episode, run_tool_episodes, same_arguments, score_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,10 +36,18 @@ def test_calculator_is_exact_integer_arithmetic():
     assert calculator("12 × 3") == "36"
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("__import__('os').system('true')", "only numbers"), ("x + 1", "only numbers"), ("1 / 0", "division by zero"),
-    ("9 ** 999", "exponent"), ("1 +", "cannot parse"), ("", "1 to 200"), ("1" * 201, "1 to 200"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("__import__('os').system('true')", "only numbers"),
+        ("x + 1", "only numbers"),
+        ("1 / 0", "division by zero"),
+        ("9 ** 999", "exponent"),
+        ("1 +", "cannot parse"),
+        ("", "1 to 200"),
+        ("1" * 201, "1 to 200"),
+    ],
+)
 def test_calculator_refuses_anything_but_arithmetic(expression, message):
     with pytest.raises(ToolError, match=message):
         calculator(expression)
@@ -51,8 +59,12 @@ def test_convert_units_documented_factors():
     assert convert_units(100, "lb", "kg") == "45.36" and convert_units(1, "km", "m") == "1000"
     assert convert_units(100, "celsius", "fahrenheit") == "212" and convert_units(-40, "fahrenheit", "celsius") == "-40"
     assert convert_units(0, "celsius", "kelvin") == "273.15" and convert_units("3", "KG", "g") == "3000"
-    for args, message in (((1, "km", "kg"), "different kinds"), ((1, "parsec", "m"), "unknown unit"),
-                          (("many", "m", "km"), "must be a number"), ((True, "m", "km"), "must be a number")):
+    for args, message in (
+        ((1, "km", "kg"), "different kinds"),
+        ((1, "parsec", "m"), "unknown unit"),
+        (("many", "m", "km"), "must be a number"),
+        ((True, "m", "km"), "must be a number"),
+    ):
         with pytest.raises(ToolError, match=message):
             convert_units(*args)
 
@@ -62,8 +74,11 @@ def test_add_days_is_the_calendar():
     assert add_days("2023-02-28", 1) == "2023-03-01"
     assert add_days("2023-12-31", 1) == "2024-01-01" and add_days("2024-01-01", -1) == "2023-12-31"
     assert add_days("2024-03-10", "45") == (datetime.date(2024, 3, 10) + datetime.timedelta(days=45)).isoformat()
-    for args, message in ((("10/03/2024", 1), "YYYY-MM-DD"), (("2024-01-01", 1.5), "whole number"),
-                          (("9999-12-31", 1), "out of range")):
+    for args, message in (
+        (("10/03/2024", 1), "YYYY-MM-DD"),
+        (("2024-01-01", 1.5), "whole number"),
+        (("9999-12-31", 1), "out of range"),
+    ):
         with pytest.raises(ToolError, match=message):
             add_days(*args)
 
@@ -133,21 +148,26 @@ def test_loop_executes_the_call_and_feeds_the_result_back(tokenizer):
     assert [s["function"]["name"] for s in seen[0][1]] == list(BUILTIN_TOOLS)
     # ... which the template renders back exactly as the model wrote it, result in a tool_response.
     text = tokenizer.apply_chat_template(second, tools=seen[1][1], add_generation_prompt=True, tokenize=False)
-    assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n" + CALL + "<|im_end|>\n<|im_start|>user\n"
-                         "<tool_response>\n10063\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
-                         "<think>\n\n</think>\n\n")
+    assert text.endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n" + CALL + "<|im_end|>\n<|im_start|>user\n"
+        "<tool_response>\n10063\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+        "<think>\n\n</think>\n\n"
+    )
     scores = score_episodes([episode], ["10063"], [{"name": "calculator", "arguments": {"expression": "347 * 29"}}])
-    assert {k: scores[k] for k in ("format_validity", "right_tool_rate", "argument_accuracy",
-                                   "final_answer_accuracy")} == dict.fromkeys(
-        ("format_validity", "right_tool_rate", "argument_accuracy", "final_answer_accuracy"), 1.0)
+    assert {
+        k: scores[k] for k in ("format_validity", "right_tool_rate", "argument_accuracy", "final_answer_accuracy")
+    } == dict.fromkeys(("format_validity", "right_tool_rate", "argument_accuracy", "final_answer_accuracy"), 1.0)
 
 
-@pytest.mark.parametrize("reply", [
-    '<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 29"}\n</tool_call>',  # bad JSON
-    '<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 29"}}',  # unterminated (length cut)
-    CALL + "\n</tool_call>",  # unbalanced closing tag
-    '<tool_call>\n{"arguments": {}}\n</tool_call>',  # no name
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 29"}\n</tool_call>',  # bad JSON
+        '<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 29"}}',  # unterminated (length cut)
+        CALL + "\n</tool_call>",  # unbalanced closing tag
+        '<tool_call>\n{"arguments": {}}\n</tool_call>',  # no name
+    ],
+)
 def test_malformed_call_is_final_content_and_counts_as_invalid(reply):
     generate, seen = scripted([reply])
     [episode] = run_tool_episodes(generate, [QUESTION], BUILTIN_TOOLS)
@@ -159,18 +179,23 @@ def test_malformed_call_is_final_content_and_counts_as_invalid(reply):
 def test_metrics_separate_tool_choice_arguments_and_answer():
     prompts = [QUESTION] * 5
     replies = [
-        CALL,                                                                              # right
+        CALL,  # right
         '<tool_call>\n{"name": "calculator", "arguments": {"expression": "347 * 28"}}\n</tool_call>',  # wrong args
         '<tool_call>\n{"name": "add_days", "arguments": {"date": "2024-01-01", "days": 1}}\n</tool_call>',  # wrong tool
-        "It is 10063.",                                                                    # no call, right answer
-        CALL,                                                                              # right call, wrong copy
+        "It is 10063.",  # no call, right answer
+        CALL,  # right call, wrong copy
     ]
     finals = ["347 * 29 = 10063.", "347 * 28 = 9716.", "2024-01-02", "10062."]
     generate, seen = scripted(replies, finals)
     episodes = run_tool_episodes(generate, prompts, BUILTIN_TOOLS)
     assert [len(c) for c in seen[1][0]] == [3, 3, 3, 3]  # the reply without a call was not asked again
-    assert [e.final for e in episodes] == ["347 * 29 = 10063.", "347 * 28 = 9716.", "2024-01-02", "It is 10063.",
-                                           "10062."]
+    assert [e.final for e in episodes] == [
+        "347 * 29 = 10063.",
+        "347 * 28 = 9716.",
+        "2024-01-02",
+        "It is 10063.",
+        "10062.",
+    ]
     expected = {"name": "calculator", "arguments": {"expression": "347 * 29"}}
     scores = score_episodes(episodes, ["10063"] * 5, [expected] * 5, ["calculator"] * 5)
     assert scores["format_validity"] == 4 / 5 and scores["right_tool_rate"] == 3 / 5
@@ -191,14 +216,16 @@ def test_no_tools_baseline_renders_no_tool_block(tokenizer):
     generate, seen = scripted(["10063"])
     [episode] = run_tool_episodes(generate, [QUESTION], {}, max_turns=1)
     assert seen[0][1] == [] and episode.final == "10063"
-    assert "<tools>" not in tokenizer.apply_chat_template(QUESTION, tools=None, add_generation_prompt=True,
-                                                           tokenize=False)
+    assert "<tools>" not in tokenizer.apply_chat_template(
+        QUESTION, tools=None, add_generation_prompt=True, tokenize=False
+    )
 
 
 def test_same_arguments():
     assert same_arguments({"days": "45", "date": " 2024-01-01"}, {"date": "2024-01-01", "days": 45})
-    assert same_arguments({"value": 12.0, "from_unit": "KM", "to_unit": "mile"},
-                          {"value": 12, "from_unit": "km", "to_unit": "mile"})
+    assert same_arguments(
+        {"value": 12.0, "from_unit": "KM", "to_unit": "mile"}, {"value": 12, "from_unit": "km", "to_unit": "mile"}
+    )
     assert not same_arguments({"days": 46, "date": "2024-01-01"}, {"date": "2024-01-01", "days": 45})
     assert not same_arguments({"days": True, "date": "2024-01-01"}, {"date": "2024-01-01", "days": 1})
     assert not same_arguments({"date": "2024-01-01"}, {"date": "2024-01-01", "days": 45})
@@ -209,7 +236,7 @@ def test_same_arguments():
 
 
 def test_embedded_tool_data_is_consistent_and_split():
-    from minimind_hf.data.synthetic_tools import make_split, tool_schemas
+    from minimind_hf.data.embedded.tools import make_split, tool_schemas
 
     train, train_prompts = make_split("train", seed=3, per_kind=200, eval_per_kind=30)
     held, held_prompts = make_split("held_out", seed=3, per_kind=200, eval_per_kind=30)
@@ -230,19 +257,23 @@ def test_embedded_tool_data_is_consistent_and_split():
 
 
 def test_tool_sft_records_train_only_the_calls_and_replies(tokenizer, tmp_path):
+    from minimind_hf.data.embedded.files import write_jsonl
+    from minimind_hf.data.embedded.tools import make_split
     from minimind_hf.data.sources import load_records
-    from minimind_hf.data.synthetic import write_jsonl
-    from minimind_hf.data.synthetic_tools import make_split
     from minimind_hf.data.text import SFTOptions, build_sft_dataset
 
     records = make_split("held_out", seed=0, per_kind=10, eval_per_kind=2)[0]
-    dataset, _ = load_records(str(write_jsonl(tmp_path / "tools.jsonl", records)), "sft",
-                              cache_dir=str(tmp_path / "cache"))
+    dataset, _ = load_records(
+        str(write_jsonl(tmp_path / "tools.jsonl", records)), "sft", cache_dir=str(tmp_path / "cache")
+    )
     rows = build_sft_dataset(dataset, tokenizer, SFTOptions(max_length=1024))
     for row, record in zip(rows, records):
         supervised = tokenizer.decode([t for t, label in zip(row["input_ids"], row["labels"]) if label != -100])
         call = json.dumps(record["expected_call"], ensure_ascii=False)
-        assert supervised == f"<tool_call>\n{call}\n</tool_call><|im_end|>{record['conversations'][-1]['content']}<|im_end|>"
+        assert (
+            supervised
+            == f"<tool_call>\n{call}\n</tool_call><|im_end|>{record['conversations'][-1]['content']}<|im_end|>"
+        )
 
 
 def test_template_is_prefix_preserving_for_tool_loops(tokenizer):
@@ -250,14 +281,15 @@ def test_template_is_prefix_preserving_for_tool_loops(tokenizer):
     as the prefix of the longer conversation."""
     from trl.chat_template_utils import is_chat_template_prefix_preserving
 
-    from minimind_hf.data.synthetic_tools import make_split
+    from minimind_hf.data.embedded.tools import make_split
 
     assert is_chat_template_prefix_preserving(tokenizer)
     record = make_split("held_out", seed=0, per_kind=10, eval_per_kind=2)[0][0]
     messages = record["conversations"]
     for cut in (1, 3):  # after the question, after the tool result: the prompts the loop renders
-        prompt = tokenizer.apply_chat_template(messages[:cut], tools=record["tools"], add_generation_prompt=True,
-                                               tokenize=False)
+        prompt = tokenizer.apply_chat_template(
+            messages[:cut], tools=record["tools"], add_generation_prompt=True, tokenize=False
+        )
         assert tokenizer.apply_chat_template(messages, tools=record["tools"], tokenize=False).startswith(prompt)
 
 
@@ -273,13 +305,18 @@ def test_response_template_parses_what_our_template_writes(tokenizer):
 
     tokenizer = tokenizer.__class__.from_pretrained(ROOT / "minimind_hf" / "assets" / "tokenizer")
     tokenizer.response_template = RESPONSE_TEMPLATE
-    calls = [{"type": "function", "function": {"name": "add_days", "arguments": {"date": "2024-03-10", "days": -45}}},
-             {"type": "function", "function": {"name": "lookup_capital", "arguments": {"country": "Peru"}}}]
+    calls = [
+        {"type": "function", "function": {"name": "add_days", "arguments": {"date": "2024-03-10", "days": -45}}},
+        {"type": "function", "function": {"name": "lookup_capital", "arguments": {"country": "Peru"}}},
+    ]
     prefix = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, tokenize=True, return_dict=False)
-    full = tokenizer.apply_chat_template(QUESTION + [{"role": "assistant", "content": "Let me check.", "tool_calls": calls}],
-                                         tokenize=True, return_dict=False)
+    full = tokenizer.apply_chat_template(
+        QUESTION + [{"role": "assistant", "content": "Let me check.", "tool_calls": calls}],
+        tokenize=True,
+        return_dict=False,
+    )
     assert full[: len(prefix)] == prefix
-    parsed = parse_response(tokenizer, full[len(prefix):], prefix=prefix)
+    parsed = parse_response(tokenizer, full[len(prefix) :], prefix=prefix)
     assert parsed["tool_calls"] == calls and parsed["content"] == "Let me check."
     broken = tokenizer('<tool_call>\n{"name": "x", "arguments": {\n</tool_call><|im_end|>', add_special_tokens=False)
     parsed = parse_response(tokenizer, broken["input_ids"], prefix=prefix)
@@ -287,13 +324,28 @@ def test_response_template_parses_what_our_template_writes(tokenizer):
 
 
 def test_tool_rewards():
-    from minimind_hf.rewards import ToolCallMatch, ToolFormat
+    from minimind_hf.training.rewards import ToolCallMatch, ToolFormat
 
-    good = [{"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"name": "calculator", "arguments": {"expression": "347 * 29"}}}]},
-        {"role": "tool", "name": "calculator", "content": "10063"}, {"role": "assistant", "content": "10063."}]
-    other_args = [{"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"name": "calculator", "arguments": '{"expression": "347 * 2"}'}}]}]
+    good = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "calculator", "arguments": {"expression": "347 * 29"}}}
+            ],
+        },
+        {"role": "tool", "name": "calculator", "content": "10063"},
+        {"role": "assistant", "content": "10063."},
+    ]
+    other_args = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "calculator", "arguments": '{"expression": "347 * 2"}'}}
+            ],
+        }
+    ]
     broken = [{"role": "assistant", "content": '<tool_call>\n{"name": "calculator"'}]
     plain = [{"role": "assistant", "content": "10063"}]
     assert ToolFormat(0.5)(None, [good, other_args, broken, plain, "</tool_call>"]) == [0.5, 0.5, -0.5, 0.0, -0.5]

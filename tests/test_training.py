@@ -3,15 +3,15 @@ DPO, distillation, resume and gradient accumulation. Runs in-process on small st
 the multi-process runs live in test_distributed.py."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from minimind_hf.cli.train import main
 from minimind_hf.training.args import RecipeError, parse_overrides, read_recipe
-from minimind_hf.training.cli import main, parse
+from minimind_hf.training.recipe import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -52,7 +52,15 @@ def test_unknown_key_lists_valid_keys(capsys):
 
 
 def test_missing_predecessor_names_recipe_to_run(tmp_path, capsys):
-    code = main([str(RECIPES / "sft.yaml"), "--model_name_or_path", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "o")])
+    code = main(
+        [
+            str(RECIPES / "sft.yaml"),
+            "--model_name_or_path",
+            str(tmp_path / "nowhere"),
+            "--output_dir",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert f"starting model folder {tmp_path / 'nowhere'} not found" in err
@@ -60,8 +68,13 @@ def test_missing_predecessor_names_recipe_to_run(tmp_path, capsys):
 
 
 def test_overrides_are_typed_and_win():
-    assert parse_overrides(["--max_steps", "7", "--packing=false", "--lr_scheduler_kwargs", "{min_lr_rate: 0.2}", "--bf16"]) == {
-        "max_steps": 7, "packing": False, "lr_scheduler_kwargs": {"min_lr_rate": 0.2}, "bf16": True,
+    assert parse_overrides(
+        ["--max_steps", "7", "--packing=false", "--lr_scheduler_kwargs", "{min_lr_rate: 0.2}", "--bf16"]
+    ) == {
+        "max_steps": 7,
+        "packing": False,
+        "lr_scheduler_kwargs": {"min_lr_rate": 0.2},
+        "bf16": True,
     }
     recipe = read_recipe(RECIPES / "sft.yaml", ["--learning_rate", "1e-4"])
     assert recipe["learning_rate"] == 1e-4 and recipe["stage"] == "sft"
@@ -88,10 +101,9 @@ def test_every_shipped_recipe_parses():
 
 def sft_loss(model, n: int = 64) -> float:
     """Mean assistant-token loss of `model` on the first n embedded SFT training records."""
-    from minimind_hf.data.sources import load_records
+    from minimind_hf.data.sources import load_records, resolve_sources
     from minimind_hf.data.text import CausalLMCollator, SFTOptions, build_sft_dataset
     from minimind_hf.tokenizer import load_tokenizer
-    from minimind_hf.training.common import resolve_sources
 
     tokenizer = load_tokenizer()
     records, _ = load_records(resolve_sources(["embedded:sft_train"], seed=42), "sft")
@@ -120,7 +132,9 @@ def test_lora_trains_only_adapters_and_merge_matches(chain):
     from transformers import AutoModelForCausalLM
 
     out = chain["root"] / "lora"
-    train("lora", out, "--model_name_or_path", str(chain["sft"]), "--max_steps", "15", "--modules_to_save", "[model.norm]")
+    train(
+        "lora", out, "--model_name_or_path", str(chain["sft"]), "--max_steps", "15", "--modules_to_save", "[model.norm]"
+    )
     adapter = load_file(out / "adapter_model.safetensors")
     assert adapter and all("lora_" in k or "model.norm" in k for k in adapter)
     assert any("q_proj.lora_A" in k for k in adapter) and not any("mlp" in k for k in adapter)
@@ -153,8 +167,14 @@ def test_dpo_reward_margin_rises(chain):
 def test_distillation_lowers_kl_to_teacher(chain):
     out = chain["root"] / "distill"
     train(
-        "distill", out, "--model_name_or_path", str(chain["pretrain"]), "--teacher_model_name_or_path", str(chain["sft"]),
-        "--max_steps", "25",
+        "distill",
+        out,
+        "--model_name_or_path",
+        str(chain["pretrain"]),
+        "--teacher_model_name_or_path",
+        str(chain["sft"]),
+        "--max_steps",
+        "25",
     )
     kl = logged(out, "distill_kl")
     assert len(kl) >= 4 and kl[-1] < 0.7 * kl[0], kl
@@ -179,7 +199,17 @@ def test_resume_auto_equals_uninterrupted_run(tmp_path):
 
     shutil.rmtree(resumed / "checkpoint-6")
     (resumed / "model.safetensors").unlink()
-    train("pretrain", resumed, *common, "--save_strategy", "steps", "--save_steps", "3", "--resume_from_checkpoint", "auto")
+    train(
+        "pretrain",
+        resumed,
+        *common,
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--resume_from_checkpoint",
+        "auto",
+    )
     state = json.loads((resumed / "trainer_state.json").read_text())
     assert state["global_step"] == 6
     a, b = _weights(straight), _weights(resumed)
@@ -187,7 +217,7 @@ def test_resume_auto_equals_uninterrupted_run(tmp_path):
 
 
 def test_resume_auto_without_checkpoint_starts_fresh(tmp_path):
-    from minimind_hf.training.common import resolve_resume
+    from minimind_hf.training.finish import resolve_resume
 
     assert resolve_resume("auto", str(tmp_path)) is None
     (tmp_path / "checkpoint-4").mkdir()  # incomplete: no trainer_state.json
@@ -220,7 +250,7 @@ def test_streaming_builds_the_same_rows_and_trains(tmp_path):
     from minimind_hf.data.text import build_pretrain_dataset
     from minimind_hf.tokenizer import load_tokenizer
     from minimind_hf.training.args import DataArguments
-    from minimind_hf.training.common import load_split
+    from minimind_hf.training.data import load_split
 
     tokenizer = load_tokenizer()
     cached, _ = load_split(DataArguments(), ["embedded:pretrain_train"], "pretrain", 42)

@@ -4,20 +4,26 @@ import json
 
 import pytest
 import torch
+from helpers import randomize
 from PIL import Image
-from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, CLIPModel, CLIPConfig
+from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, CLIPConfig, CLIPModel
 
 import minimind_hf  # noqa: F401
 from minimind_hf import MiniMindVConfig, MiniMindVForCausalLM, MiniMindVProcessor, preset_config
-from minimind_hf.data.sources import DataValidationError, ValidationReport, load_records
+from minimind_hf.data import DataValidationError, ValidationReport, load_records
 from minimind_hf.data.vision import VisionCollator, VisionOptions, build_vision_dataset, load_rgb
 from minimind_hf.models.modeling_minimind_v import reduce_patches
 from minimind_hf.tokenizer import load_tokenizer
 from minimind_hf.vlm import build_vlm, default_image_processor
-from helpers import randomize
 
-TEXT = dict(vocab_size=6400, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2)
+TEXT = dict(
+    vocab_size=6400,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +79,12 @@ def test_chat_template_image_parts_round_trip(vlm):
 
 def test_features_land_exactly_at_placeholders(vlm):
     model, processor = vlm
-    out = processor(text=["a <image> b <image> c", "<image> only"], images=images("red", "blue", "green"),
-                    padding=True, return_tensors="pt")
+    out = processor(
+        text=["a <image> b <image> c", "<image> only"],
+        images=images("red", "blue", "green"),
+        padding=True,
+        return_tensors="pt",
+    )
     ids, pixels = out["input_ids"], out["pixel_values"]
     embeds = model.get_input_embeddings()(ids)
     merged = model.merge_image_features(ids, embeds, pixels)
@@ -84,7 +94,7 @@ def test_features_land_exactly_at_placeholders(vlm):
     for row in range(ids.shape[0]):  # the slow, explicit way: image by image, position by position
         positions = (ids[row] == processor.image_token_id).nonzero().flatten().tolist()
         for chunk in range(0, len(positions), processor.image_seq_length):
-            for k, pos in enumerate(positions[chunk:chunk + processor.image_seq_length]):
+            for k, pos in enumerate(positions[chunk : chunk + processor.image_seq_length]):
                 expected[row, pos] = features[image_index, k]
             image_index += 1
     assert image_index == 3 and torch.equal(merged, expected)
@@ -102,8 +112,9 @@ def test_mismatched_features_are_a_clear_error(vlm):
 def test_generate_with_image_cache_equals_no_cache_and_batches(vlm):
     model, processor = vlm
     prompts = ["<image>\nWhat is this?", "Compare <image> with <image>", "Just text, no image."]
-    out = processor(text=prompts, images=images("red", "green", "blue"), padding=True, padding_side="left",
-                    return_tensors="pt")
+    out = processor(
+        text=prompts, images=images("red", "green", "blue"), padding=True, padding_side="left", return_tensors="pt"
+    )
     kwargs = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
     cached = model.generate(**out, **kwargs)
     uncached = model.generate(**out, use_cache=False, **kwargs)
@@ -114,7 +125,7 @@ def test_generate_with_image_cache_equals_no_cache_and_batches(vlm):
     for row, (prompt, imgs) in enumerate(zip(prompts, image_sets)):
         single = processor(text=prompt, images=imgs, return_tensors="pt")
         alone = model.generate(**single, **kwargs)
-        assert torch.equal(cached[row, width:], alone[0, single["input_ids"].shape[1]:]), row
+        assert torch.equal(cached[row, width:], alone[0, single["input_ids"].shape[1] :]), row
     # The image matters: another colour changes the next-token distribution.
     other = processor(text=prompts[0], images=images("white"), return_tensors="pt")
     first = processor(text=prompts[0], images=images("red"), return_tensors="pt")
@@ -143,16 +154,26 @@ def test_save_reload_with_auto_classes(vlm, tmp_path):
 def test_pretrained_vision_tower_weights_are_loaded(tokenizer, tmp_path):
     """The code path for openai/clip-vit-base-patch16: a full CLIP checkpoint folder."""
     clip_config = CLIPConfig(
-        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=99),
-        vision_config=dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=32, patch_size=8),
+        text_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=99
+        ),
+        vision_config=dict(
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
         projection_dim=16,
     )
     clip = CLIPModel(clip_config)
     clip.save_pretrained(tmp_path / "clip")
     default_image_processor(clip_config.vision_config).save_pretrained(tmp_path / "clip")
     llm = minimind_hf.MiniMindForCausalLM(preset_config("tiny", **TEXT))
-    model, processor = build_vlm(llm, tokenizer, vision_tower_name_or_path=str(tmp_path / "clip"), projector_type="linear")
+    model, processor = build_vlm(
+        llm, tokenizer, vision_tower_name_or_path=str(tmp_path / "clip"), projector_type="linear"
+    )
     ours = model.vision_tower.state_dict()
     theirs = clip.vision_model.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], v) for k, v in theirs.items())
@@ -211,7 +232,12 @@ def test_vision_rows_masks_and_collation(vlm, tmp_path):
     rows = build_vision_dataset(data, processor.tokenizer, options, report)
     n = processor.image_seq_length
     pad = processor.image_token_id
-    assert [json.loads(r) for r in rows["images"]] == [[str(root / "a.png")], [str(root / "b.png"), str(root / "c.png")], [], [str(root / "d.jpg")]]
+    assert [json.loads(r) for r in rows["images"]] == [
+        [str(root / "a.png")],
+        [str(root / "b.png"), str(root / "c.png")],
+        [],
+        [str(root / "d.jpg")],
+    ]
     for row, expected_images, answer in zip(rows, (1, 2, 0, 1), ("red", "no", "plain answer", "grey")):
         ids, labels = torch.tensor(row["input_ids"]), torch.tensor(row["labels"])
         assert int((ids == pad).sum()) == expected_images * n
@@ -232,10 +258,17 @@ def test_minicpm_v_keys_map_images_in_text_order(vlm, tmp_path):
     _, processor = vlm
     for name, colour in (("x.png", "red"), ("y.png", "blue")):
         images(colour)[0].save(tmp_path / name)
-    records = [{"id": "0", "image": {"<image_00>": str(tmp_path / "x.png"), "<image_01>": str(tmp_path / "y.png")},
-                "conversations": conversation("<image_01> then <image_00>: which is red?", "the second")}]
+    records = [
+        {
+            "id": "0",
+            "image": {"<image_00>": str(tmp_path / "x.png"), "<image_01>": str(tmp_path / "y.png")},
+            "conversations": conversation("<image_01> then <image_00>: which is red?", "the second"),
+        }
+    ]
     data, _ = load_records(write_records(tmp_path, records, "data.json"), "sft")
-    rows = build_vision_dataset(data, processor.tokenizer, VisionOptions(max_length=200, image_seq_length=processor.image_seq_length))
+    rows = build_vision_dataset(
+        data, processor.tokenizer, VisionOptions(max_length=200, image_seq_length=processor.image_seq_length)
+    )
     assert json.loads(rows[0]["images"]) == [str(tmp_path / "y.png"), str(tmp_path / "x.png")]
 
 
@@ -260,7 +293,11 @@ def test_bad_images_raise_or_are_counted(vlm, tmp_path):
     # Skipped like the loader's own skips: per file, by reason, with FILE:LINE examples.
     rows = build_vision_dataset(data, processor.tokenizer, VisionOptions(**options, skip_invalid=True), load_report)
     assert len(rows) == 1
-    assert load_report.skipped_by_reason == {"missing image": 1, "unreadable image": 1, "image markers and images differ": 1}
+    assert load_report.skipped_by_reason == {
+        "missing image": 1,
+        "unreadable image": 1,
+        "image markers and images differ": 1,
+    }
     [(name, entry)] = load_report.files.items()
     assert (entry.read, entry.kept) == (4, 1) and entry.examples["missing image"] == [f"{name}:2"]
     assert "missing image: 1 (e.g. " + f"{name}:2)" in load_report.summary()

@@ -24,14 +24,25 @@ from serving_helpers import (
 )
 
 CURSOR = "▌"
-BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,900"]
+BROWSER_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+]
 
 
 def _find_browser() -> tuple[str | None, str | None]:
     chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+    )
     return chromium, driver
 
 
@@ -41,16 +52,26 @@ def ensure_browser() -> tuple[str, str]:
         return chromium, driver
     if os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
         try:
-            subprocess.run("apt-get update && apt-get install -y chromium chromium-driver", shell=True, check=True,
-                           capture_output=True, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            subprocess.run(
+                "apt-get update && apt-get install -y chromium chromium-driver",
+                shell=True,
+                check=True,
+                capture_output=True,
+                timeout=900,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             output = getattr(exc, "stderr", b"") or b""
-            pytest.fail(f"headless Chromium is missing and `apt-get install chromium chromium-driver` failed:\n"
-                        f"{output.decode(errors='replace')[-2000:]}")
+            pytest.fail(
+                f"headless Chromium is missing and `apt-get install chromium chromium-driver` failed:\n"
+                f"{output.decode(errors='replace')[-2000:]}"
+            )
         chromium, driver = _find_browser()
     if not (chromium and driver):
-        pytest.fail("the web demo test needs Debian's `chromium` and `chromium-driver` packages "
-                    "(apt-get install -y chromium chromium-driver); this test is not skipped")
+        pytest.fail(
+            "the web demo test needs Debian's `chromium` and `chromium-driver` packages "
+            "(apt-get install -y chromium chromium-driver); this test is not skipped"
+        )
     return chromium, driver
 
 
@@ -143,7 +164,7 @@ def test_web_demo_streams_an_answer_in_chromium(browser, demo, tmp_path):
 
 
 def _demo_page(model_dir):  # run by AppTest as a script of its own: imports inside
-    from minimind_hf.serving.web_demo import build_parser, run_page
+    from minimind_hf.cli.web_demo import build_parser, run_page
 
     run_page(build_parser().parse_args([model_dir, "--temperature", "0"]))
 

@@ -24,18 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sources import (
-    EMPTY_CONTENT,
-    MISSING_FIELD,
-    WRONG_TYPE,
-    ValidationReport,
-    _Invalid,
-    _json_type,
-    _messages,
-    _streams,
-    _validated,
-    as_sources,
-)
+from .report import EMPTY_CONTENT, MISSING_FIELD, WRONG_TYPE, InvalidRecord, ValidationReport
+from .schema import json_type, parse_messages
+from .sources import as_sources, file_streams, validated_records, weighted_indices
 
 KIND = "rl"
 NO_PROMPT = "no user turn"
@@ -46,7 +37,7 @@ def _prompt_messages(messages: list[dict], where: str) -> list[dict]:
     """Canonical messages up to the last user turn, as `{"role", "content"}` (TRL's prompt format)."""
     cut = max((i + 1 for i, m in enumerate(messages) if m["role"] == "user"), default=0)
     if cut == 0:
-        raise _Invalid(NO_PROMPT, f"'{where}' has no user turn to use as the prompt")
+        raise InvalidRecord(NO_PROMPT, f"'{where}' has no user turn to use as the prompt")
     return [{"role": m["role"], "content": m["content"]} for m in messages[:cut]]
 
 
@@ -66,36 +57,40 @@ def _answer(record: dict, field: str) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _Invalid(WRONG_TYPE, f"'{field}' must be a string or a number, got {_json_type(value)}")
+        raise InvalidRecord(WRONG_TYPE, f"'{field}' must be a string or a number, got {json_type(value)}")
     return str(value).strip()
 
 
 def normalise_rl(record: Any, answer_field: str = "answer") -> dict:
-    if isinstance(record, _Invalid):
+    if isinstance(record, InvalidRecord):
         raise record
     if not isinstance(record, dict):
-        raise _Invalid("not an object", f"record is not a JSON object (got {_json_type(record)})")
+        raise InvalidRecord("not an object", f"record is not a JSON object (got {json_type(record)})")
     key = next((k for k in ("conversations", "messages") if record.get(k) is not None), None)
     if key is not None:
         turns = record[key]
         if not isinstance(turns, list):
-            raise _Invalid(WRONG_TYPE, f"'{key}' must be a list, got {_json_type(turns)}")
-        prompt = _prompt_messages(_messages(_without_empty_reply(turns), key), key)
+            raise InvalidRecord(WRONG_TYPE, f"'{key}' must be a list, got {json_type(turns)}")
+        prompt = _prompt_messages(parse_messages(_without_empty_reply(turns), key), key)
     elif record.get("prompt") is not None:
         value = record["prompt"]
         if isinstance(value, str):
             if not value.strip():
-                raise _Invalid(EMPTY_CONTENT, "'prompt' is empty")
+                raise InvalidRecord(EMPTY_CONTENT, "'prompt' is empty")
             prompt = [{"role": "user", "content": value}]
         elif isinstance(value, list):
-            prompt = _prompt_messages(_messages(value, "prompt"), "prompt")
+            prompt = _prompt_messages(parse_messages(value, "prompt"), "prompt")
         else:
-            raise _Invalid(WRONG_TYPE, f"'prompt' must be a string or a list of messages, got {_json_type(value)}")
+            raise InvalidRecord(WRONG_TYPE, f"'prompt' must be a string or a list of messages, got {json_type(value)}")
     else:
-        raise _Invalid(MISSING_FIELD, "missing field 'conversations' (MiniMind rlaif) or 'prompt' (prompt/answer)")
+        raise InvalidRecord(MISSING_FIELD, "missing field 'conversations' (MiniMind rlaif) or 'prompt' (prompt/answer)")
     kind = record.get("kind")
-    return {"prompt": prompt, "answer": _answer(record, answer_field), "kind": kind if isinstance(kind, str) else "",
-            "expected_call": _expected_call(record)}
+    return {
+        "prompt": prompt,
+        "answer": _answer(record, answer_field),
+        "kind": kind if isinstance(kind, str) else "",
+        "expected_call": _expected_call(record),
+    }
 
 
 def _expected_call(record: dict) -> str:
@@ -108,19 +103,14 @@ def _expected_call(record: dict) -> str:
         try:
             call = json.loads(call)
         except json.JSONDecodeError:
-            raise _Invalid(WRONG_TYPE, "'expected_call' is not valid JSON") from None
-    if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not isinstance(call.get("arguments", {}), dict):
-        raise _Invalid(WRONG_TYPE, "'expected_call' must be {\"name\": str, \"arguments\": {...}}")
+            raise InvalidRecord(WRONG_TYPE, "'expected_call' is not valid JSON") from None
+    if (
+        not isinstance(call, dict)
+        or not isinstance(call.get("name"), str)
+        or not isinstance(call.get("arguments", {}), dict)
+    ):
+        raise InvalidRecord(WRONG_TYPE, '\'expected_call\' must be {"name": str, "arguments": {...}}')
     return json.dumps({"name": call["name"], "arguments": call.get("arguments", {})}, ensure_ascii=False)
-
-
-def _weighted_indices(n: int, weight: float, seed) -> list[int]:
-    """Mixture sampling as `data.sources` does it: int(weight) whole copies plus a seeded share."""
-    import numpy as np
-
-    whole = int(weight)
-    extra = np.sort(np.random.default_rng(seed).choice(n, size=round((weight - whole) * n), replace=False)) if n else []
-    return [*range(n)] * whole + [int(i) for i in extra]
 
 
 def load_rl_records(sources, *, skip_invalid: bool = False, seed: int = 0, answer_field: str = "answer"):
@@ -132,20 +122,38 @@ def load_rl_records(sources, *, skip_invalid: bool = False, seed: int = 0, answe
     rows: list[dict] = []
     for index, source in enumerate(as_sources(sources)):
         part = []
-        for name, records in _streams(source, streaming=True)[0]:
-            part.extend(_validated(name, records(), KIND, skip_invalid, report,
-                                   normalise=lambda raw: normalise_rl(raw, answer_field)))
-        selected = _weighted_indices(len(part), source.weight, seed=[seed, index])
-        report.mixture.append({"source": source.path, "weight": source.weight, "records": len(part),
-                               "selected": len(selected)})
+        for name, records in file_streams(source, streaming=True)[0]:
+            part.extend(
+                validated_records(
+                    name, records(), KIND, skip_invalid, report, normaliser=lambda raw: normalise_rl(raw, answer_field)
+                )
+            )
+        selected = weighted_indices(len(part), source.weight, seed=[seed, index])
+        report.mixture.append(
+            {"source": source.path, "weight": source.weight, "records": len(part), "selected": len(selected)}
+        )
         rows += [part[i] for i in selected]
     if not rows:
         raise report.nothing_usable([str(getattr(s, "path", s)) for s in as_sources(sources)])
-    features = datasets.Features({
-        "prompt": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
-        "answer": datasets.Value("string"),
-        "kind": datasets.Value("string"),
-        "expected_call": datasets.Value("string"),
-        "location": datasets.Value("string"),
-    })
+    features = datasets.Features(
+        {
+            "prompt": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
+            "answer": datasets.Value("string"),
+            "kind": datasets.Value("string"),
+            "expected_call": datasets.Value("string"),
+            "location": datasets.Value("string"),
+        }
+    )
     return datasets.Dataset.from_list(rows, features=features), report
+
+
+def load_answered_prompts(data: str, seed: int, limit: int | None = None) -> list[dict]:
+    """The first `limit` RL records of `data` (a file or `embedded:NAME`) that have a reference answer."""
+    from .report import DataSourceError
+    from .sources import resolve_sources
+
+    records, _ = load_rl_records(resolve_sources([data], seed))
+    rows = [row for row in records if row["answer"]][:limit]
+    if not rows:
+        raise DataSourceError(f"{data}: no record has an 'answer' to check")
+    return rows

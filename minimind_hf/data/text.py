@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sources import ValidationReport, chat_messages
+from .report import ValidationReport
+from .schema import chat_messages
 
 NO_SUPERVISED_TOKENS = "no supervised tokens left after truncation"
 EMPTY_THINK = "<think>\n\n</think>\n\n"
@@ -167,16 +168,16 @@ def tokenize_sft_batch(batch: dict, indices: list[int], tokenizer, options: SFTO
     return out
 
 
-def build_sft_dataset(dataset, tokenizer, options: SFTOptions, report: ValidationReport | None = None,
-                      num_proc: int | None = None):
+def build_sft_dataset(
+    dataset, tokenizer, options: SFTOptions, report: ValidationReport | None = None, num_proc: int | None = None
+):
     """Canonical SFT records -> ``input_ids`` / ``labels`` rows (unpadded)."""
-    tokenized = dataset.map(
+    tokenized = map_records(
+        dataset,
         tokenize_sft_batch,
-        batched=True,
-        with_indices=True,
-        fn_kwargs={"tokenizer": tokenizer, "options": options},
-        remove_columns=dataset.column_names,
-        **_map_options(dataset, num_proc, "Tokenizing SFT conversations"),
+        {"tokenizer": tokenizer, "options": options},
+        num_proc,
+        "Tokenizing SFT conversations",
     )
     return _finish(tokenized, report)
 
@@ -200,8 +201,14 @@ def tokenize_pretrain_batch(batch: dict, tokenizer, max_length: int | None) -> d
     return out
 
 
-def build_pretrain_dataset(dataset, tokenizer, max_length: int, packing: bool = False,
-                           report: ValidationReport | None = None, num_proc: int | None = None):
+def build_pretrain_dataset(
+    dataset,
+    tokenizer,
+    max_length: int,
+    packing: bool = False,
+    report: ValidationReport | None = None,
+    num_proc: int | None = None,
+):
     """``{"text"}`` records -> ``bos + text + eos`` rows.
 
     Without packing each document is truncated to ``max_length``. With packing documents
@@ -231,6 +238,19 @@ def pack(dataset, max_length: int, split_long: bool = False):
     from trl import pack_dataset
 
     return pack_dataset(dataset, max_length, strategy="bfd_split" if split_long else "bfd")
+
+
+def map_records(dataset, function, fn_kwargs: dict, num_proc: int | None, desc: str):
+    """`function(batch, indices, **fn_kwargs)` over canonical records, batched; the records' columns
+    are replaced by what it returns."""
+    return dataset.map(
+        function,
+        batched=True,
+        with_indices=True,
+        fn_kwargs=fn_kwargs,
+        remove_columns=dataset.column_names,
+        **_map_options(dataset, num_proc, desc),
+    )
 
 
 def _map_options(dataset, num_proc, desc) -> dict:

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sources import DataValidationError, ValidationReport, chat_messages
-from .text import SFTOptions, encode_chats
+from ..tokenizer import VISION_END_TOKEN, VISION_START_TOKEN
+from .report import DataValidationError, ValidationReport
+from .schema import chat_messages
+from .text import SFTOptions, encode_chats, map_records
 
 MARKER = re.compile(r"<image(?:_\d+)?>")
 IMAGE_MISMATCH = "image markers and images differ"
@@ -39,7 +41,7 @@ class VisionOptions(SFTOptions):
 
 
 def image_block(tokenizer) -> str:
-    return "<|vision_start|>" + tokenizer.image_token + "<|vision_end|>"
+    return VISION_START_TOKEN + tokenizer.image_token + VISION_END_TOKEN
 
 
 def place_images(messages: list[dict], images: str) -> tuple[list[str], list[dict]]:
@@ -129,7 +131,7 @@ def tokenize_vision_batch(batch: dict, indices: list[int], tokenizer, options: V
         status = "ok"
         if len(ids) > options.max_length:
             status = "truncated"
-            if (ids[options.max_length:] == pad_id).any():
+            if (ids[options.max_length :] == pad_id).any():
                 status = IMAGE_TRUNCATED  # a partial image would not match its features
             ids, labels = ids[: options.max_length], labels[: options.max_length]
         if status != IMAGE_TRUNCATED and not (labels != -100).any():
@@ -159,17 +161,16 @@ def expand_placeholders(ids: np.ndarray, labels: np.ndarray, pad_id: int, n: int
     return ids, labels
 
 
-def build_vision_dataset(dataset, tokenizer, options: VisionOptions, report: ValidationReport | None = None,
-                         num_proc: int | None = None):
+def build_vision_dataset(
+    dataset, tokenizer, options: VisionOptions, report: ValidationReport | None = None, num_proc: int | None = None
+):
     """Canonical SFT records (with an `images` column) -> input_ids / labels / images rows."""
-    rows = dataset.map(
+    rows = map_records(
+        dataset,
         tokenize_vision_batch,
-        batched=True,
-        with_indices=True,
-        fn_kwargs={"tokenizer": tokenizer, "options": options, "block": image_block(tokenizer)},
-        remove_columns=dataset.column_names,
-        num_proc=num_proc,
-        desc="Tokenizing image conversations",
+        {"tokenizer": tokenizer, "options": options, "block": image_block(tokenizer)},
+        num_proc,
+        "Tokenizing image conversations",
     )
     statuses = rows["status"]
     if report is not None:
@@ -183,7 +184,7 @@ def build_vision_dataset(dataset, tokenizer, options: VisionOptions, report: Val
     keep = [i for i, s in enumerate(statuses) if s in ("ok", "truncated")]
     rows = rows.select(keep) if len(keep) != len(rows) else rows
     if report is not None:
-        report.supervised_tokens += int(sum((np.asarray(l) != -100).sum() for l in rows["labels"]))
+        report.supervised_tokens += int(sum((np.asarray(row) != -100).sum() for row in rows["labels"]))
     return rows.remove_columns(["status", "location"])
 
 
@@ -205,9 +206,9 @@ class VisionCollator:
         batch = self._text([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
         paths = [p for e in examples for p in json.loads(e["images"])]
         if paths:
-            batch["pixel_values"] = self.image_processor(
-                [load_rgb(p) for p in paths], return_tensors="pt"
-            )["pixel_values"]
+            batch["pixel_values"] = self.image_processor([load_rgb(p) for p in paths], return_tensors="pt")[
+                "pixel_values"
+            ]
         return batch
 
 

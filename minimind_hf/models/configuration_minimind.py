@@ -213,4 +213,10 @@ class MiniMindConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["MiniMindConfig", "config_keys", "minimind_intermediate_size", "standard_rope_parameters", "MINIMIND_YARN_DEFAULTS"]
+__all__ = [
+    "MiniMindConfig",
+    "config_keys",
+    "minimind_intermediate_size",
+    "standard_rope_parameters",
+    "MINIMIND_YARN_DEFAULTS",
+]

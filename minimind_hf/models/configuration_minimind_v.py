@@ -59,7 +59,9 @@ class MiniMindVConfig(PreTrainedConfig):
             vision_config = dict(TINY_VISION_CONFIG)
         if isinstance(vision_config, dict):
             vision_config = dict(vision_config)
-            vision_config = AutoConfig.for_model(vision_config.pop("model_type", DEFAULT_VISION_MODEL_TYPE), **vision_config)
+            vision_config = AutoConfig.for_model(
+                vision_config.pop("model_type", DEFAULT_VISION_MODEL_TYPE), **vision_config
+            )
         self.text_config = text_config
         self.vision_config = vision_config
         self.vision_tower_name_or_path = vision_tower_name_or_path
@@ -80,7 +82,9 @@ class MiniMindVConfig(PreTrainedConfig):
             raise ValueError(f"token_reduction must be none, pixel_shuffle or avg_pool, got {self.token_reduction!r}")
         grid = self.patch_grid
         if self.token_reduction != "none" and grid % self.reduction_factor:
-            raise ValueError(f"the {grid}x{grid} patch grid is not divisible by reduction_factor {self.reduction_factor}")
+            raise ValueError(
+                f"the {grid}x{grid} patch grid is not divisible by reduction_factor {self.reduction_factor}"
+            )
         factor = self.reduction_factor if self.token_reduction != "none" else 1
         self.image_seq_length = (grid // factor) ** 2
 

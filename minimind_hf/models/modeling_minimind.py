@@ -79,7 +79,9 @@ class MiniMindRotaryEmbedding(nn.Module):
     def compute_default_rope_parameters(config: MiniMindConfig, device=None, **kwargs) -> tuple[torch.Tensor, float]:
         base = config.rope_parameters["rope_theta"]
         dim = config.head_dim
-        inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim))
+        inv_freq = 1.0 / (
+            base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim)
+        )
         return inv_freq, 1.0
 
     @torch.no_grad()
@@ -490,7 +492,9 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
                 outputs.router_logits, self.config.num_experts, self.config.num_experts_per_tok, mask
             )
             if loss is not None:
-                loss = loss + self.config.router_aux_loss_coef * self._aux_share(labels, kwargs) * aux_loss.to(loss.device)
+                loss = loss + self.config.router_aux_loss_coef * self._aux_share(labels, kwargs) * aux_loss.to(
+                    loss.device
+                )
 
         return MoeCausalLMOutputWithPast(
             loss=loss,

@@ -32,7 +32,9 @@ class MiniMindVProjector(nn.Module):
         if config.projector_type == "linear":
             self.layers = nn.Sequential(nn.Linear(in_features, out))
         else:  # LLaVA-1.5 style, with the input LayerNorm current MiniMind-V adds
-            self.layers = nn.Sequential(nn.LayerNorm(in_features), nn.Linear(in_features, out), nn.GELU(), nn.Linear(out, out))
+            self.layers = nn.Sequential(
+                nn.LayerNorm(in_features), nn.Linear(in_features, out), nn.GELU(), nn.Linear(out, out)
+            )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.layers(features)

@@ -1,14 +1,15 @@
-"""Chat front ends for MiniMind models: terminal chat, OpenAI-compatible server, web demo.
+"""Serving MiniMind models: the generation engine and its worker thread, conversation state,
+the OpenAI-compatible server. The front ends (terminal chat, web demo) live in `minimind_hf.cli`.
 
-All of them share `engine.GenerationWorker` (one thread owns the model, jobs queue) and
-`parsing.ReplyAssembler` (stop strings, `<think>` reasoning, `<tool_call>` blocks).
+All of them share `worker.GenerationWorker` (one thread owns the model, jobs queue) and
+`minimind_hf.parsing.ReplyAssembler` (stop strings, `<think>` reasoning, `<tool_call>` blocks).
 """
 
+from ..parsing import ParsedReply, ReplyAssembler, ToolCall, parse_reply
 from .conversation import Conversation, Turn, start_turn
 from .engine import (
     ChatEngine,
     GenerationResult,
-    GenerationWorker,
     Prompt,
     RequestError,
     SamplingParams,
@@ -16,13 +17,14 @@ from .engine import (
     load_engine,
     load_processor,
 )
-from .parsing import ParsedReply, ReplyAssembler, ToolCall, parse_reply
+from .worker import GenerationWorker, Job
 
 __all__ = [
     "ChatEngine",
     "Conversation",
     "GenerationResult",
     "GenerationWorker",
+    "Job",
     "ParsedReply",
     "Prompt",
     "ReplyAssembler",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from .engine import GenerationResult, GenerationWorker, Prompt, SamplingParams
+from ..parsing import Delta, ParsedReply, ReplyAssembler
+from .engine import GenerationResult, Prompt, SamplingParams
 from .images import image_part
-from .parsing import Delta, ParsedReply, ReplyAssembler
+from .worker import GenerationWorker
 
 
 @dataclass
@@ -83,9 +84,12 @@ class Turn:
         self.reply = assembler.reply
 
 
-def start_turn(worker: GenerationWorker, conversation: Conversation, params: SamplingParams, thinking: bool = False) -> Turn:
+def start_turn(
+    worker: GenerationWorker, conversation: Conversation, params: SamplingParams, thinking: bool = False
+) -> Turn:
     """Render the conversation (ending with the user's message or a tool result) and queue its answer."""
-    prompt = worker.engine.encode_prompt(conversation.to_messages(), conversation.tool_schemas,
-                                         template_kwargs={"open_thinking": thinking})
+    prompt = worker.engine.encode_prompt(
+        conversation.to_messages(), conversation.tool_schemas, template_kwargs={"open_thinking": thinking}
+    )
     budget = worker.engine.check_budget(len(prompt), None, params.max_new_tokens)  # image tokens count too
     return Turn(worker, prompt, replace(params, max_new_tokens=budget), parse_tools=bool(conversation.tool_schemas))

@@ -1,10 +1,7 @@
-"""Load a chat model, build prompts, and generate through ONE worker thread.
+"""Load a chat model, build prompts, and generate (the worker thread that runs it: `worker.py`).
 
-Every front end (terminal chat, web demo, OpenAI server) talks to a `GenerationWorker`:
-`model.generate` is neither thread-safe on a shared model nor cheap to interleave, so jobs run
-one at a time, in arrival order, on the worker's thread. A job streams its text back through
-a transformers `TextStreamer` subclass, to a plain queue (sync consumers) or to an asyncio
-queue (the server), and ends with a `GenerationResult` carrying the token counts.
+`ChatEngine.generate` streams text through a transformers `TextStreamer` subclass to a
+callback and returns a `GenerationResult` carrying the token counts.
 
 MiniMind-V folders load with their processor: image content parts (data URLs) are decoded,
 rendered as image blocks by the chat template, expanded to placeholder tokens and turned into
@@ -13,8 +10,6 @@ rendered as image blocks by the chat template, expanded to placeholder tokens an
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +33,26 @@ from .images import MAX_IMAGE_PIXELS, load_image
 # Keyword names `apply_chat_template` (or the template's render call) uses itself: clients may not
 # smuggle them in as template kwargs.
 RESERVED_TEMPLATE_KWARGS = frozenset(
-    {"self", "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
-     "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors",
-     "return_dict", "return_assistant_tokens_mask", "sanitize_control_tokens", "tokenizer_kwargs",
-     "processor_kwargs"}
+    {
+        "self",
+        "conversation",
+        "messages",
+        "tools",
+        "documents",
+        "chat_template",
+        "add_generation_prompt",
+        "continue_final_message",
+        "tokenize",
+        "padding",
+        "truncation",
+        "max_length",
+        "return_tensors",
+        "return_dict",
+        "return_assistant_tokens_mask",
+        "sanitize_control_tokens",
+        "tokenizer_kwargs",
+        "processor_kwargs",
+    }
 )
 
 
@@ -129,8 +140,14 @@ class ChatEngine:
         """Prompt token ids for `messages` + the assistant generation prompt (see `encode_prompt`)."""
         return self.encode_prompt(messages, tools, template_kwargs).input_ids
 
-    def encode_prompt(self, messages: list[dict], tools: list[dict] | None = None, template_kwargs: dict | None = None,
-                      max_images: int | None = None, max_image_pixels: int | None = MAX_IMAGE_PIXELS) -> Prompt:
+    def encode_prompt(
+        self,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        template_kwargs: dict | None = None,
+        max_images: int | None = None,
+        max_image_pixels: int | None = MAX_IMAGE_PIXELS,
+    ) -> Prompt:
         """Render `messages` + the assistant generation prompt; decode and preprocess their images.
 
         `template_kwargs` is a dict, not `**kwargs`, so a client's keys can never collide with this
@@ -180,7 +197,8 @@ class ChatEngine:
             raise RequestError(
                 f"this model's maximum context length is {self.context_length} tokens, "
                 f"but the messages take {prompt_len} tokens",
-                param="messages", code="context_length_exceeded",
+                param="messages",
+                code="context_length_exceeded",
             )
         if max_new_tokens is None:
             return min(default, room)
@@ -188,7 +206,8 @@ class ChatEngine:
             raise RequestError(
                 f"this model's maximum context length is {self.context_length} tokens; the messages take "
                 f"{prompt_len} and {max_new_tokens} were requested for the completion",
-                param="max_tokens", code="context_length_exceeded",
+                param="max_tokens",
+                code="context_length_exceeded",
             )
         return max_new_tokens
 
@@ -223,11 +242,18 @@ class ChatEngine:
 
 def _take_images(messages: list[dict], max_images: int | None, max_pixels: int | None) -> tuple[list[dict], list]:
     """Decode every image part (data URLs) in reading order; the template sees `{"type": "image"}`."""
-    count = sum(isinstance(p, dict) and p.get("type") in ("image", "image_url")
-                for m in messages if isinstance(m.get("content"), list) for p in m["content"])
+    count = sum(
+        isinstance(p, dict) and p.get("type") in ("image", "image_url")
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for p in m["content"]
+    )
     if max_images is not None and count > max_images:  # counted before anything is decoded
-        raise RequestError(f"the messages hold {count} images; at most {max_images} are accepted per request",
-                           param="messages", code="too_many_images")
+        raise RequestError(
+            f"the messages hold {count} images; at most {max_images} are accepted per request",
+            param="messages",
+            code="too_many_images",
+        )
     images, out = [], []
     for i, message in enumerate(messages):
         content = message.get("content")
@@ -243,12 +269,16 @@ def _take_images(messages: list[dict], max_images: int | None, max_pixels: int |
                 try:
                     images.append(load_image(url if isinstance(url, str) else "", max_pixels))
                 except ValueError as exc:
-                    raise RequestError(f"messages[{i}].content[{j}]: {exc}", param=f"messages.{i}.content.{j}",
-                                       code="invalid_image") from exc
+                    raise RequestError(
+                        f"messages[{i}].content[{j}]: {exc}", param=f"messages.{i}.content.{j}", code="invalid_image"
+                    ) from exc
                 part = {"type": "image"}
             elif kind == "image":
-                raise RequestError(f"messages[{i}].content[{j}]: an image part needs its data (send image_url)",
-                                   param=f"messages.{i}.content.{j}", code="invalid_image")
+                raise RequestError(
+                    f"messages[{i}].content[{j}]: an image part needs its data (send image_url)",
+                    param=f"messages.{i}.content.{j}",
+                    code="invalid_image",
+                )
             parts.append(part)
         out.append({**message, "content": parts})
     return out, images
@@ -285,80 +315,6 @@ class _Cancelled(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
-# ----------------------------------------------------------------------------- worker
-
-
-class Job:
-    """One queued generation. Iterate it (sync) or `async for` over `job.events()` (asyncio).
-
-    Events: ("text", str) ... then ("done", GenerationResult) or ("error", Exception).
-    """
-
-    def __init__(self, prompt: Prompt, params: SamplingParams, loop: asyncio.AbstractEventLoop | None = None):
-        self.prompt, self.params = prompt, params
-        self.cancel = threading.Event()
-        self._loop = loop
-        self._queue: asyncio.Queue | queue.Queue = asyncio.Queue() if loop else queue.Queue()
-
-    def _emit(self, kind: str, value) -> None:  # called on the worker thread
-        if self._loop is None:
-            self._queue.put((kind, value))
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
-        except RuntimeError:  # the event loop is gone (server shutting down): nobody is listening
-            self.cancel.set()
-
-    def __iter__(self):
-        while True:
-            kind, value = self._queue.get()
-            yield kind, value
-            if kind != "text":
-                return
-
-    async def events(self):
-        while True:
-            kind, value = await self._queue.get()
-            yield kind, value
-            if kind != "text":
-                return
-
-
-class GenerationWorker:
-    """A single thread that owns the model and runs queued jobs first-come, first-served."""
-
-    def __init__(self, engine: ChatEngine):
-        self.engine = engine
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="minimind-generation", daemon=True)
-        self._thread.start()
-
-    def submit(self, prompt: Prompt | list[int], params: SamplingParams, loop=None) -> Job:
-        job = Job(prompt if isinstance(prompt, Prompt) else Prompt(list(prompt)), params, loop)
-        self._jobs.put(job)
-        return job
-
-    @property
-    def pending(self) -> int:
-        return self._jobs.qsize()
-
-    def close(self) -> None:
-        self._jobs.put(None)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if job.cancel.is_set():  # the client left while queued
-                job._emit("done", GenerationResult(len(job.prompt), 0, "stop"))
-                continue
-            try:
-                on_text = lambda text, j=job: j._emit("text", text)  # noqa: E731
-                result = self.engine.generate(job.prompt, job.params, on_text, job.cancel)
-            except Exception as exc:  # noqa: BLE001 - reported to the job's consumer, the worker lives on
-                job._emit("error", exc)
-            else:
-                job._emit("done", result)
-
-
 def load_chat_model(path: str | Path, device: str | None = None, dtype: str = "auto", trust_remote_code: bool = False):
     """Model + tokenizer from a save_pretrained folder (ours, an export, or a hub id in the cache)."""
     path = str(path)
@@ -378,8 +334,10 @@ def load_processor(path: str | Path, trust_remote_code: bool = False):
     try:
         return AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path} holds a vision-language model but no usable processor files "
-                         f"(save them with processor.save_pretrained): {exc}") from exc
+        raise ValueError(
+            f"{path} holds a vision-language model but no usable processor files "
+            f"(save them with processor.save_pretrained): {exc}"
+        ) from exc
 
 
 def load_engine(path: str | Path, name: str | None = None, **kwargs) -> ChatEngine:

@@ -61,12 +61,16 @@ def load_image(url: str, max_pixels: int | None = MAX_IMAGE_PIXELS) -> Image.Ima
         image = Image.open(io.BytesIO(raw))  # reads the header only
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
-            raise ValueError(f"image_url holds a {width}x{height} image ({width * height:,} pixels); "
-                             f"images may have at most {max_pixels:,} pixels")
+            raise ValueError(
+                f"image_url holds a {width}x{height} image ({width * height:,} pixels); "
+                f"images may have at most {max_pixels:,} pixels"
+            )
         image.load()
     except UnidentifiedImageError:
-        raise ValueError("image_url does not hold a readable image: the data is not an image format "
-                         "Pillow can decode (PNG, JPEG, WebP, GIF, BMP, ...)") from None
+        raise ValueError(
+            "image_url does not hold a readable image: the data is not an image format "
+            "Pillow can decode (PNG, JPEG, WebP, GIF, BMP, ...)"
+        ) from None
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"image_url does not hold a readable image: {exc}") from exc
     return image.convert("RGB")

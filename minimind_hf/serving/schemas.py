@@ -122,8 +122,11 @@ class ChatCompletionRequest(BaseModel):
     def _unicode_text(cls, data):
         where = _lone_surrogate(data)
         if where is not None:
-            raise PydanticCustomError("invalid_unicode", "{where} holds a lone UTF-16 surrogate, which is not text",
-                                      {"where": where or "the body"})
+            raise PydanticCustomError(
+                "invalid_unicode",
+                "{where} holds a lone UTF-16 surrogate, which is not text",
+                {"where": where or "the body"},
+            )
         return data
 
     @field_validator("stop")

@@ -22,10 +22,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .engine import GenerationWorker, Prompt, RequestError, SamplingParams
+from ..parsing import ReplyAssembler
+from .engine import Prompt, RequestError, SamplingParams
 from .images import MAX_IMAGE_PIXELS
-from .parsing import ReplyAssembler
 from .schemas import ChatCompletionRequest
+from .worker import GenerationWorker
 
 # OpenAI's defaults for sampling; max_tokens defaults to what fits, capped by the server option.
 OPENAI_DEFAULTS = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, repetition_penalty=1.0)
@@ -40,10 +41,13 @@ class ServerLimits:
     max_image_pixels: int = MAX_IMAGE_PIXELS  # checked from the image header, before decoding
 
 
-def error_response(status: int, message: str, param: str | None = None, code: str | None = None,
-                   type_: str | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, param: str | None = None, code: str | None = None, type_: str | None = None
+) -> JSONResponse:
     type_ = type_ or ("invalid_request_error" if status < 500 else "server_error")
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status)
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status
+    )
 
 
 def _too_large(limit: int) -> str:
@@ -95,8 +99,22 @@ async def _discard_body(receive, message: dict, cap: int = 64 * 2**20) -> None:
 
 
 # Union branches that pydantic names in error locations: role / part tags and type names, not fields.
-_UNION_TAGS = {"system", "developer", "user", "assistant", "tool", "text", "image_url", "str", "int", "float",
-               "bool", "dict", "list", "none"}
+_UNION_TAGS = {
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "text",
+    "image_url",
+    "str",
+    "int",
+    "float",
+    "bool",
+    "dict",
+    "list",
+    "none",
+}
 
 
 def _clean_loc(loc) -> list[str]:
@@ -122,14 +140,23 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
             n += 1
         common = common[:n]
     deepest = max(len(loc) for loc in locs)
-    reasons = list(dict.fromkeys(e.get("msg", "invalid value").removeprefix("Value error, ")
-                                 for e, loc in zip(errors, locs) if len(loc) == deepest))
+    reasons = list(
+        dict.fromkeys(
+            e.get("msg", "invalid value").removeprefix("Value error, ")
+            for e, loc in zip(errors, locs)
+            if len(loc) == deepest
+        )
+    )
     param = ".".join(common) or None
     return f"{param or 'body'}: {' or '.join(reasons)}", param
 
 
-def create_app(worker: GenerationWorker, model_name: str | None = None, max_tokens_default: int = 512,
-               limits: ServerLimits | None = None) -> FastAPI:
+def create_app(
+    worker: GenerationWorker,
+    model_name: str | None = None,
+    max_tokens_default: int = 512,
+    limits: ServerLimits | None = None,
+) -> FastAPI:
     engine = worker.engine
     model_name = model_name or engine.name
     limits = limits or ServerLimits()
@@ -160,8 +187,13 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
         return {"status": "ok", "queued": worker.pending}
 
     def model_card() -> dict:
-        return {"id": model_name, "object": "model", "created": created, "owned_by": "minimind-hf",
-                "max_model_len": engine.context_length}
+        return {
+            "id": model_name,
+            "object": "model",
+            "created": created,
+            "owned_by": "minimind-hf",
+            "max_model_len": engine.context_length,
+        }
 
     @app.get("/v1/models")
     async def list_models():
@@ -170,18 +202,29 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
     @app.get("/v1/models/{model_id:path}")
     async def get_model(model_id: str):
         if model_id != model_name:
-            raise RequestError(f"the model `{model_id}` does not exist", param="model", code="model_not_found", status=404)
+            raise RequestError(
+                f"the model `{model_id}` does not exist", param="model", code="model_not_found", status=404
+            )
         return model_card()
 
     def prepare(req: ChatCompletionRequest) -> tuple[Prompt, SamplingParams, bool]:
         """Validate what pydantic cannot (model, template, context) and build the job's inputs."""
         if req.model != model_name:
-            raise RequestError(f"the model `{req.model}` does not exist; this server serves `{model_name}`",
-                               param="model", code="model_not_found", status=404)
+            raise RequestError(
+                f"the model `{req.model}` does not exist; this server serves `{model_name}`",
+                param="model",
+                code="model_not_found",
+                status=404,
+            )
         use_tools = bool(req.tools) and req.tool_choice != "none"
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if use_tools else None
-        prompt = engine.encode_prompt(req.template_messages(), tools, req.chat_template_kwargs,
-                                      max_images=limits.max_images, max_image_pixels=limits.max_image_pixels)
+        prompt = engine.encode_prompt(
+            req.template_messages(),
+            tools,
+            req.chat_template_kwargs,
+            max_images=limits.max_images,
+            max_image_pixels=limits.max_image_pixels,
+        )
         requested = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         budget = engine.check_budget(len(prompt), requested, max_tokens_default)  # expanded image tokens included
         top_k = req.top_k if req.top_k is not None and req.top_k > 0 else 0
@@ -228,8 +271,14 @@ def create_app(worker: GenerationWorker, model_name: str | None = None, max_toke
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model_name,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": _finish_reason(result.finish_reason, assembler)}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": _finish_reason(result.finish_reason, assembler),
+                }
+            ],
             "usage": _usage(result),
         }
 
@@ -264,8 +313,11 @@ def _finish_reason(reason: str, assembler: ReplyAssembler) -> str:
 
 
 def _usage(result) -> dict:
-    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-            "total_tokens": result.prompt_tokens + result.completion_tokens}
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.prompt_tokens + result.completion_tokens,
+    }
 
 
 def _sse(data: dict | str) -> str:
@@ -278,8 +330,13 @@ async def _stream(job, completion_id: str, model: str, params: SamplingParams, u
     assembler = ReplyAssembler(params.stop, parse_tools=use_tools)
 
     def chunk(delta: dict, finish: str | None = None) -> str:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
         if include_usage:
             body["usage"] = None
         return _sse(body)
@@ -307,18 +364,35 @@ async def _stream(job, completion_id: str, model: str, params: SamplingParams, u
             yield chunk({"tool_calls": [dict(index=i, **call.to_openai()) for i, call in enumerate(calls)]})
         yield chunk({}, _finish_reason(result.finish_reason, assembler))
         if include_usage:
-            yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                        "choices": [], "usage": _usage(result)})
+            yield _sse(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": _usage(result),
+                }
+            )
     except Exception as exc:  # noqa: BLE001 - headers are sent; report in-band as OpenAI does
-        yield _sse({"error": {"message": f"generation failed: {exc}", "type": "server_error", "param": None, "code": None}})
+        yield _sse(
+            {"error": {"message": f"generation failed: {exc}", "type": "server_error", "param": None, "code": None}}
+        )
     finally:
         job.cancel.set()  # also runs when the client disconnects mid-stream
     yield _sse("[DONE]")
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
-          max_tokens_default: int = 512, log_level: str = "info", limits: ServerLimits | None = None,
-          **load_kwargs) -> None:
+def serve(
+    model_path: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str | None = None,
+    max_tokens_default: int = 512,
+    log_level: str = "info",
+    limits: ServerLimits | None = None,
+    **load_kwargs,
+) -> None:
     import uvicorn
 
     from .engine import load_engine
@@ -329,35 +403,3 @@ def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, model_name
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         worker.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(description="Serve a MiniMind model with an OpenAI-compatible API.")
-    p.add_argument("model", help="model folder (save_pretrained output with tokenizer files)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default; 0.0.0.0 exposes it)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model-name", default=None, help="the id clients send as `model` (default: folder name)")
-    p.add_argument("--max-tokens", type=int, default=512, help="completion length when a request sets none")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--log-level", default="info")
-    default = ServerLimits()
-    p.add_argument("--max-body-mb", type=float, default=default.max_body_bytes / 2**20,
-                   help="largest request body in MiB (larger: 413)")
-    p.add_argument("--max-images", type=int, default=default.max_images, help="images per request (more: 400)")
-    p.add_argument("--max-image-pixels", type=int, default=default.max_image_pixels,
-                   help="width x height of one image, read from its header before decoding (more: 400)")
-    args = p.parse_args(argv)
-    if args.max_body_mb <= 0 or args.max_images < 0 or args.max_image_pixels <= 0:
-        p.error("--max-body-mb and --max-image-pixels must be positive, --max-images at least 0")
-    limits = ServerLimits(int(args.max_body_mb * 2**20), args.max_images, args.max_image_pixels)
-    from ..utils import ModelLoadError
-
-    try:
-        serve(args.model, args.host, args.port, args.model_name, args.max_tokens, args.log_level, limits,
-              device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    except ModelLoadError as error:  # a damaged or mismatched folder: one clear message, exit code 2
-        p.exit(2, f"error: {error}\n")

@@ -2,7 +2,7 @@
 
 Each is a plain typed function with a Google-style docstring, so `transformers`'
 ``get_json_schema`` (what ``apply_chat_template(tools=[fn])`` and TRL's tool loop use)
-derives its JSON schema, and the embedded tool-use data (``data/synthetic_tools.py``)
+derives its JSON schema, and the embedded tool-use data (``data/embedded/tools.py``)
 renders exactly the schemas a rollout or a chat session shows the model.
 
 Tools return text (what goes into the ``tool`` message). Bad arguments raise ``ToolError``
@@ -25,11 +25,18 @@ class ToolError(ValueError):
 
 # ----------------------------------------------------------------------------- calculator
 
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 MAX_EXPRESSION = 200  # characters
-MAX_EXPONENT = 64     # keeps 9**9**9 from hanging the loop
+MAX_EXPONENT = 64  # keeps 9**9**9 from hanging the loop
 
 
 def _evaluate(node):
@@ -77,8 +84,11 @@ def calculator(expression: str) -> str:
 _LENGTH = {"m": 1.0, "km": 1000.0, "cm": 0.01, "mm": 0.001, "mile": 1609.344, "foot": 0.3048, "inch": 0.0254}
 _MASS = {"kg": 1.0, "g": 0.001, "lb": 0.45359237, "ounce": 0.028349523125}
 _TO_KELVIN = {"celsius": lambda v: v + 273.15, "fahrenheit": lambda v: (v - 32) * 5 / 9 + 273.15, "kelvin": lambda v: v}
-_FROM_KELVIN = {"celsius": lambda k: k - 273.15, "fahrenheit": lambda k: (k - 273.15) * 9 / 5 + 32,
-                "kelvin": lambda k: k}
+_FROM_KELVIN = {
+    "celsius": lambda k: k - 273.15,
+    "fahrenheit": lambda k: (k - 273.15) * 9 / 5 + 32,
+    "kelvin": lambda k: k,
+}
 UNITS = (*_LENGTH, *_MASS, *_TO_KELVIN)
 
 
@@ -138,16 +148,54 @@ def add_days(date: str, days: int) -> str:
 # ----------------------------------------------------------------------------- lookup
 
 CAPITALS = {
-    "Argentina": "Buenos Aires", "Australia": "Canberra", "Austria": "Vienna", "Belgium": "Brussels",
-    "Brazil": "Brasilia", "Canada": "Ottawa", "Chile": "Santiago", "China": "Beijing", "Colombia": "Bogota",
-    "Cuba": "Havana", "Denmark": "Copenhagen", "Egypt": "Cairo", "Ethiopia": "Addis Ababa", "Finland": "Helsinki",
-    "France": "Paris", "Germany": "Berlin", "Ghana": "Accra", "Greece": "Athens", "Hungary": "Budapest",
-    "Iceland": "Reykjavik", "India": "New Delhi", "Indonesia": "Jakarta", "Iran": "Tehran", "Ireland": "Dublin",
-    "Italy": "Rome", "Japan": "Tokyo", "Kenya": "Nairobi", "Mexico": "Mexico City", "Mongolia": "Ulaanbaatar",
-    "Morocco": "Rabat", "Nepal": "Kathmandu", "Netherlands": "Amsterdam", "Nigeria": "Abuja", "Norway": "Oslo",
-    "Pakistan": "Islamabad", "Peru": "Lima", "Poland": "Warsaw", "Portugal": "Lisbon", "Russia": "Moscow",
-    "Senegal": "Dakar", "South Korea": "Seoul", "Spain": "Madrid", "Sweden": "Stockholm",
-    "Switzerland": "Bern", "Thailand": "Bangkok", "Turkey": "Ankara", "Ukraine": "Kyiv", "Vietnam": "Hanoi",
+    "Argentina": "Buenos Aires",
+    "Australia": "Canberra",
+    "Austria": "Vienna",
+    "Belgium": "Brussels",
+    "Brazil": "Brasilia",
+    "Canada": "Ottawa",
+    "Chile": "Santiago",
+    "China": "Beijing",
+    "Colombia": "Bogota",
+    "Cuba": "Havana",
+    "Denmark": "Copenhagen",
+    "Egypt": "Cairo",
+    "Ethiopia": "Addis Ababa",
+    "Finland": "Helsinki",
+    "France": "Paris",
+    "Germany": "Berlin",
+    "Ghana": "Accra",
+    "Greece": "Athens",
+    "Hungary": "Budapest",
+    "Iceland": "Reykjavik",
+    "India": "New Delhi",
+    "Indonesia": "Jakarta",
+    "Iran": "Tehran",
+    "Ireland": "Dublin",
+    "Italy": "Rome",
+    "Japan": "Tokyo",
+    "Kenya": "Nairobi",
+    "Mexico": "Mexico City",
+    "Mongolia": "Ulaanbaatar",
+    "Morocco": "Rabat",
+    "Nepal": "Kathmandu",
+    "Netherlands": "Amsterdam",
+    "Nigeria": "Abuja",
+    "Norway": "Oslo",
+    "Pakistan": "Islamabad",
+    "Peru": "Lima",
+    "Poland": "Warsaw",
+    "Portugal": "Lisbon",
+    "Russia": "Moscow",
+    "Senegal": "Dakar",
+    "South Korea": "Seoul",
+    "Spain": "Madrid",
+    "Sweden": "Stockholm",
+    "Switzerland": "Bern",
+    "Thailand": "Bangkok",
+    "Turkey": "Ankara",
+    "Ukraine": "Kyiv",
+    "Vietnam": "Hanoi",
 }
 
 
@@ -193,8 +241,9 @@ def resolve_tools(names) -> dict[str, Callable[..., str]]:
             fn = import_attribute(name, "tool")
             tools[fn.__name__] = fn
         else:
-            raise ValueError(f"unknown tool {name!r}: use 'builtin', one of {', '.join(BUILTIN_TOOLS)}, "
-                             "or a 'module:function' path")
+            raise ValueError(
+                f"unknown tool {name!r}: use 'builtin', one of {', '.join(BUILTIN_TOOLS)}, or a 'module:function' path"
+            )
     return tools
 
 

@@ -12,21 +12,32 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("pretrain", "sft", "lora", "dpo", "distill", "reward", "grpo", "vlm_pretrain", "vlm_sft")
-VISION_STAGES = ("vlm_pretrain", "vlm_sft")
-
 
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Starting model folder; empty for a fresh model from `preset`."}
     )
-    preset: str | None = field(default=None, metadata={"help": "MiniMind preset for a fresh model (pretrain)."})
-    model_config: dict = field(default_factory=dict, metadata={"help": "Overrides of the preset's config fields."})
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": "MiniMind preset for a fresh model (pretrain): minimind2-small, minimind2(-moe), minimind-3(-moe), "
+            "tiny (default)."
+        },
+    )
+    model_config: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Overrides of the preset's config fields (pretrain from scratch; e.g. num_hidden_layers: 2)."
+        },
+    )
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer folder; default: the starting model's, else the shipped one."}
     )
-    attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa or flash_attention_2."})
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={"help": "eager, sdpa or flash_attention_2; default: the model's own (not used by vlm_*)."},
+    )
     previous_recipe: str | None = field(
         default=None, metadata={"help": "Recipe that produces model_name_or_path (named in the error if missing)."}
     )
@@ -38,74 +49,180 @@ class DataArguments:
         default_factory=list,
         metadata={"help": "Files / globs / hub ids, or {path, weight} mappings; `embedded:NAME` for built-in data."},
     )
-    eval_files: list = field(default_factory=list)
-    max_length: int = 512
-    packing: bool = False
-    streaming: bool = field(
-        default=False, metadata={"help": "Read, tokenise and pack on the fly (no Arrow cache); needs max_steps."}
+    eval_files: list = field(
+        default_factory=list,
+        metadata={"help": "Held-out data (same forms as train_files): eval loss and the stage's metrics; empty: none."},
     )
-    skip_invalid: bool = False
-    num_proc: int | None = None
-    last_turn_only: bool = False
-    system_prompt_ratio: float = 0.0
-    empty_think_keep_ratio: float = 1.0
-    data_seed_offset: int = 0
+    max_length: int = field(
+        default=512,
+        metadata={
+            "help": "Max tokens per example (longer: truncated) or packed row; dpo / reward: TRL's max_length too; "
+            "grpo: unused."
+        },
+    )
+    packing: bool = field(
+        default=False,
+        metadata={
+            "help": "pretrain / sft / lora / distill: pack examples into max_length rows (pretrain splits long docs)."
+        },
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read, tokenise and pack on the fly (no Arrow cache); needs max_steps; text stages only, "
+            "no mixture weights."
+        },
+    )
+    skip_invalid: bool = field(
+        default=False,
+        metadata={
+            "help": "Skip bad records / unreadable images (counted per reason in the report) instead of failing."
+        },
+    )
+    num_proc: int | None = field(
+        default=None, metadata={"help": "Processes for tokenising (datasets.map num_proc); default: in-process."}
+    )
+    last_turn_only: bool = field(
+        default=False,
+        metadata={"help": "Chat stages (sft, lora, distill, vlm_*): supervise only the last assistant turn, not all."},
+    )
+    system_prompt_ratio: float = field(
+        default=0.0,
+        metadata={"help": "Chat stages: share (0-1) of system-less conversations given a random system prompt."},
+    )
+    empty_think_keep_ratio: float = field(
+        default=1.0,
+        metadata={
+            "help": "Chat stages: share (0-1) of examples keeping the empty think block before replies without "
+            "reasoning; 1.0: all."
+        },
+    )
+    data_seed_offset: int = field(
+        default=0,
+        metadata={
+            "help": "Data seed = seed + this: embedded data, mixture sampling, chat augmentation, grpo thinking split."
+        },
+    )
 
 
 @dataclass
 class AdapterArguments:
     """LoRA (PEFT) and MiniCPM-V style freezing flags."""
 
-    use_lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: str | list | None = field(
-        default=None, metadata={"help": "A regex over module names, or a list of module name suffixes."}
+    use_lora: bool = field(
+        default=False,
+        metadata={"help": "Train LoRA adapters (PEFT) instead of the full LLM; needs tune_llm: false; stage lora: on."},
     )
-    modules_to_save: list | None = None
-    layers_to_transform: list | None = None
-    merge_lora: bool = False
-    tune_llm: bool = True
-    tune_vision: bool = False
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank r (the adapters' inner size)."})
+    lora_alpha: int = field(
+        default=16, metadata={"help": "LoRA scaling: adapter updates are scaled by lora_alpha / lora_r."}
+    )
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout (0-1) on the input of the LoRA adapters."})
+    lora_target_modules: str | list | None = field(
+        default=None,
+        metadata={
+            "help": "A regex over module names, or a list of module name suffixes; default: every attention and "
+            "MLP projection."
+        },
+    )
+    modules_to_save: list | None = field(
+        default=None,
+        metadata={
+            "help": "LoRA: modules trained in full and saved with the adapters (reward: default [score]; vlm_*: "
+            "+ projector)."
+        },
+    )
+    layers_to_transform: list | None = field(
+        default=None, metadata={"help": "LoRA: adapt only these decoder layer indices (e.g. [6, 7]); default: all."}
+    )
+    merge_lora: bool = field(
+        default=False,
+        metadata={"help": "LoRA: also save base + adapters merged as a full model in output_dir/merged."},
+    )
+    tune_llm: bool = field(
+        default=True,
+        metadata={
+            "help": "Train the full LLM; false with use_lora (vlm_*: false freezes it); default false in lora, "
+            "vlm_pretrain."
+        },
+    )
+    tune_vision: bool = field(
+        default=False, metadata={"help": "vlm_*: also train the vision tower (frozen otherwise)."}
+    )
 
 
 @dataclass
 class DistillArguments:
-    teacher_model_name_or_path: str | None = None
-    distill_alpha: float = 0.5  # weight of the hard-label CE; (1 - alpha) on the KL to the teacher
-    distill_temperature: float = 1.0
+    teacher_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "distill: the teacher model folder / hub id (vocabulary at least the tokenizer's size)."},
+    )
+    distill_alpha: float = field(
+        default=0.5,
+        metadata={"help": "distill: loss = alpha * CE (hard labels) + (1 - alpha) * T^2 * KL(teacher || student)."},
+    )
+    distill_temperature: float = field(
+        default=1.0, metadata={"help": "distill: temperature T that softens teacher and student logits in the KL."}
+    )
 
 
 @dataclass
 class RLArguments:
-    """grpo: the rewards that score each rollout (summed with GRPOConfig's `reward_weights`) and their
-    settings; see minimind_hf/rewards.py."""
+    """grpo: the rewards that score each rollout (summed with GRPOConfig's `reward_weights`).
+
+    Each reward's settings follow its name; see minimind_hf/training/rewards.py."""
 
     reward_funcs: list = field(
         default_factory=lambda: ["exact_answer"],
-        metadata={"help": "exact_answer, length_window, think_format, repetition, reward_model, or module:function."},
+        metadata={
+            "help": "exact_answer, length_window, think_format, repetition, tool_format, tool_call_match, "
+            "reward_model, module:function."
+        },
     )
-    answer_column: str = field(default="answer", metadata={"help": "The data field with the reference answer."})
-    length_window: list = field(default_factory=lambda: [20, 800], metadata={"help": "[low, high] answer characters."})
-    length_reward: float = 0.5  # +- inside / outside the window (MiniMind: 20-800 characters, +-0.5)
-    think_reward: float = 0.25  # +- for one / a broken think block
-    repetition_ngram: int = 3
-    repetition_cap: float = 0.5  # the largest repetition penalty
-    reward_model_path: str | None = field(default=None, metadata={"help": "reward_model: a folder from stage 'reward'."})
-    reward_clip: list = field(default_factory=lambda: [-3.0, 3.0], metadata={"help": "reward_model: [low, high] clip."})
+    answer_column: str = field(
+        default="answer",
+        metadata={"help": "The data field with the reference answer (exact_answer, held-out accuracy)."},
+    )
+    length_window: list = field(
+        default_factory=lambda: [20, 800],
+        metadata={"help": "length_window: [low, high] answer characters (inclusive) that earn +length_reward."},
+    )
+    length_reward: float = field(
+        default=0.5, metadata={"help": "length_window: +this inside the window, -this outside (MiniMind: +-0.5)."}
+    )
+    think_reward: float = field(
+        default=0.25,
+        metadata={"help": "think_format: +this for one closed think block, -this for a broken one, 0 without tags."},
+    )
+    repetition_ngram: int = field(
+        default=3, metadata={"help": "repetition: word n-gram size whose repeats in the answer are penalised."}
+    )
+    repetition_cap: float = field(
+        default=0.5, metadata={"help": "repetition: the largest penalty, -min(cap, 2 * cap * repeated n-gram share)."}
+    )
+    reward_model_path: str | None = field(
+        default=None, metadata={"help": "reward_model: a folder from stage 'reward' (or a hub id)."}
+    )
+    reward_clip: list = field(
+        default_factory=lambda: [-3.0, 3.0], metadata={"help": "reward_model: [low, high] clip of its scores."}
+    )
     thinking_ratio: float | None = field(
         default=None,
-        metadata={"help": "Roll out this share of prompts with thinking on, the rest off (seeded per prompt); "
-                          "default: every prompt as chat_template_kwargs says."},
+        metadata={
+            "help": "Share (0-1) of prompts rolled out with thinking on, the rest off (seeded); "
+            "default: as chat_template_kwargs says."
+        },
     )
     eval_max_new_tokens: int | None = field(
-        default=None, metadata={"help": "Held-out accuracy before / after: reply length (default max_completion_length)."}
+        default=None,
+        metadata={"help": "Held-out accuracy before / after: reply length (default max_completion_length)."},
     )
     tools: list = field(
         default_factory=list,
-        metadata={"help": "Agentic RL: tools the rollouts may call and TRL runs (builtin, a built-in tool's name, or "
-                          "module:function); tool results are masked out of the loss."},
+        metadata={
+            "help": "Agentic RL: tools rollouts may call (builtin, a built-in tool's name, module:function); "
+            "results masked from loss."
+        },
     )
 
 
@@ -114,16 +231,58 @@ class VisionArguments:
     """MiniMind-V: the tower, the projector and where images live."""
 
     vision_tower_name_or_path: str | None = field(
-        default=None, metadata={"help": "Pretrained vision model (CLIP, SigLIP ...); empty: vision_config."}
+        default=None,
+        metadata={
+            "help": "vlm_pretrain: pretrained vision model (CLIP, SigLIP ...) folder / hub id; empty: vision_config."
+        },
     )
-    vision_config: dict = field(default_factory=dict, metadata={"help": "A tower config (random init) when no path."})
-    projector_type: str = "mlp"
-    token_reduction: str = "none"
-    reduction_factor: int = 2
-    vision_feature_layer: int = -1
-    images_root: str | None = field(default=None, metadata={"help": "Folder that relative image paths start from."})
-    train_llm_last_n_layers: int = field(default=0, metadata={"help": "vlm_pretrain: also train the last N LLM layers."})
-    tune_projector: bool = True
+    vision_config: dict = field(
+        default_factory=dict,
+        metadata={"help": "vlm_pretrain without a tower path: tower config (random init); empty: a tiny CLIP ViT."},
+    )
+    projector_type: str = field(
+        default="mlp", metadata={"help": "vlm_pretrain: projector into the LLM's embeddings: linear or mlp (LLaVA's)."}
+    )
+    token_reduction: str = field(
+        default="none",
+        metadata={"help": "vlm_pretrain: none, pixel_shuffle or avg_pool (reduction_factor^2 fewer image tokens)."},
+    )
+    reduction_factor: int = field(
+        default=2,
+        metadata={"help": "vlm_pretrain: side of the patch blocks token_reduction merges; must divide the patch grid."},
+    )
+    vision_feature_layer: int = field(
+        default=-1, metadata={"help": "vlm_pretrain: the tower's hidden-state layer used as image features (-1: last)."}
+    )
+    images_root: str | None = field(
+        default=None,
+        metadata={"help": "vlm_*: folder that relative image paths start from (or embedded:NAME; ~, $VARS expand)."},
+    )
+    train_llm_last_n_layers: int = field(
+        default=0, metadata={"help": "vlm_*: with tune_llm false, still train the last N LLM layers (0: none)."}
+    )
+    tune_projector: bool = field(
+        default=True, metadata={"help": "vlm_*: train the projector (in full, also next to LoRA adapters)."}
+    )
+
+
+@dataclass
+class StageInputs:
+    """Everything a stage runner gets: the recipe split into its argument groups."""
+
+    stage: str
+    model_args: ModelArguments
+    data_args: DataArguments
+    adapter_args: AdapterArguments
+    distill_args: DistillArguments
+    training_args: typing.Any  # the stage's TrainingArguments / DPOConfig / RewardConfig / GRPOConfig
+    vision_args: VisionArguments | None = None
+    rl_args: RLArguments | None = None
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of data order, sampling and augmentation (the training seed plus an offset)."""
+        return self.training_args.seed + self.data_args.data_seed_offset
 
 
 class RecipeError(ValueError):
@@ -191,9 +350,7 @@ def split_recipe(recipe: dict, dataclass_types: tuple) -> tuple:
         for key in unknown:
             close = difflib.get_close_matches(key, valid, n=3)
             hints.append(f"{key}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        raise RecipeError(
-            f"unknown recipe key(s): {'; '.join(hints)}.\nValid keys: {', '.join(sorted(valid))}"
-        )
+        raise RecipeError(f"unknown recipe key(s): {'; '.join(hints)}.\nValid keys: {', '.join(sorted(valid))}")
     problems, typed = [], dict(recipe)
     for dtype in dataclass_types:
         hints = _type_hints(dtype)
@@ -234,7 +391,11 @@ def conform(value, hint):
         if value is None and type(None) in options:
             return None
         for option in options:  # a value that already has one of the types stays as it is
-            if isinstance(option, type) and isinstance(value, option) and not (option is int and isinstance(value, bool)):
+            if (
+                isinstance(option, type)
+                and isinstance(value, option)
+                and not (option is int and isinstance(value, bool))
+            ):
                 return value
         for option in sorted(options, key=lambda o: o is str):  # then widen; str last: everything converts to it
             if option is type(None):

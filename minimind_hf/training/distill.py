@@ -39,9 +39,7 @@ class DistillationTrainer(Trainer):
         kwargs = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
         outputs = model(**inputs, **kwargs)
         with torch.no_grad():
-            teacher_logits = self.teacher(
-                **{k: v for k, v in inputs.items() if k != "labels"}
-            ).logits
+            teacher_logits = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
         kl = distillation_kl(outputs.logits, teacher_logits, inputs["labels"], self.temperature, num_items_in_batch)
         loss = self.alpha * outputs.loss + (1 - self.alpha) * self.temperature**2 * kl
         if self.state.global_step % max(self.args.logging_steps, 1) == 0 and model.training:

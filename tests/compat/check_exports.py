@@ -22,6 +22,9 @@ import transformers
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder, however the script is started
+from conversations import CONVERSATIONS  # noqa: E402
+
 GREEDY = dict(do_sample=False, pad_token_id=0)
 
 
@@ -34,8 +37,9 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def load_strictly(folder: Path, trust_remote_code: bool):
     """The model, refusing any weight left at its random initialisation or ignored in the file
     (transformers only warns; a renamed tower once loaded this way, silently random)."""
-    model, info = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=trust_remote_code,
-                                                       output_loading_info=True)
+    model, info = AutoModelForCausalLM.from_pretrained(
+        folder, trust_remote_code=trust_remote_code, output_loading_info=True
+    )
     problems = {kind: keys for kind, keys in info.items() if kind != "error_msgs" and keys}
     if problems or info.get("error_msgs"):
         raise AssertionError(f"weights did not load one to one: { {k: list(v)[:4] for k, v in problems.items()} }")
@@ -49,17 +53,24 @@ def check_text(folder: Path, expected: dict, atol: float) -> dict:
     model = load_strictly(folder, trust_remote_code=remote)
     if remote:
         assert type(model).__module__.startswith("transformers_modules."), "remote code did not come from the folder"
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)["input_ids"]
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
     with torch.no_grad():
         logits = model(expected["ids"]).logits
-    generated = model.generate(expected["prompt_ids"], max_new_tokens=expected["generated"].shape[1]
-                               - expected["prompt_ids"].shape[1], **GREEDY)
-    templates = {name: tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True, **extra)
-                 for name, conv, extra in _conversations(expected["templates"])}
+    generated = model.generate(
+        expected["prompt_ids"],
+        max_new_tokens=expected["generated"].shape[1] - expected["prompt_ids"].shape[1],
+        **GREEDY,
+    )
+    templates = {
+        name: tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True, **extra)
+        for name, conv, extra in _conversations(expected["templates"])
+    }
     # The everyday call: tokenizer output straight into generate() (no stray token_type_ids).
-    model.generate(**tokenizer(["Hello", "A longer prompt"], padding=True, return_tensors="pt"), max_new_tokens=2,
-                   **GREEDY)
+    model.generate(
+        **tokenizer(["Hello", "A longer prompt"], padding=True, return_tensors="pt"), max_new_tokens=2, **GREEDY
+    )
     return {
         "class": type(model).__name__,
         "tokenizer_class": type(tokenizer).__name__,
@@ -72,19 +83,10 @@ def check_text(folder: Path, expected: dict, atol: float) -> dict:
 
 
 def _conversations(templates: dict):
-    """Rebuild the conversations the expectations were rendered from (kept in sync with make_exports)."""
-    conversations = {
-        "single": [{"role": "user", "content": "What is 2+3?"}],
-        "system-multi-turn": [
-            {"role": "system", "content": "You are MiniMind."},
-            {"role": "user", "content": "Hi!"},
-            {"role": "assistant", "content": "Hello. How can I help?"},
-            {"role": "user", "content": "Name a colour."},
-        ],
-    }
+    """The conversations the expectations were rendered from (the same CONVERSATIONS as make_exports)."""
     for name in templates:
         base, _, variant = name.partition("+")
-        yield name, conversations[base], ({"enable_thinking": True} if variant == "thinking" else {})
+        yield name, CONVERSATIONS[base], ({"enable_thinking": True} if variant == "thinking" else {})
 
 
 def check_vlm(folder: Path, expected: dict, atol: float, image_folder: Path) -> dict:
@@ -96,8 +98,9 @@ def check_vlm(folder: Path, expected: dict, atol: float, image_folder: Path) -> 
     inputs = processor(text=expected["prompts"], images=images, padding=True, padding_side="left", return_tensors="pt")
     with torch.no_grad():
         logits = model(**inputs).logits
-    generated = model.generate(**inputs, max_new_tokens=expected["generated"].shape[1]
-                               - expected["input_ids"].shape[1], **GREEDY)
+    generated = model.generate(
+        **inputs, max_new_tokens=expected["generated"].shape[1] - expected["input_ids"].shape[1], **GREEDY
+    )
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}]
     template = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return {
@@ -145,11 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         failed = [name for name in CHECKS if not result[name]]
         status = "ok  " if result["ok"] else "FAIL"
-        print(f"  {status} {case:26s} {result['class']:24s} logits diff {result['logits_max_diff']:.2e}"
-              + (f"  failed: {', '.join(failed)}" if failed else ""))
+        print(
+            f"  {status} {case:26s} {result['class']:24s} logits diff {result['logits_max_diff']:.2e}"
+            + (f"  failed: {', '.join(failed)}" if failed else "")
+        )
     if args.json:
-        args.json.write_text(json.dumps({"transformers": transformers.__version__, "torch": torch.__version__,
-                                         "results": results}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"transformers": transformers.__version__, "torch": torch.__version__, "results": results}, indent=1
+            )
+            + "\n"
+        )
     return 0 if all(r["ok"] for r in results.values()) else 1
 
 

@@ -24,31 +24,36 @@ from minimind_hf.export import export_model
 from minimind_hf.tokenizer import load_tokenizer
 from minimind_hf.vlm import build_vlm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder, however the script is started
+from conversations import CONVERSATIONS  # noqa: E402
+
 VOCAB = 6400  # the shipped tokenizer's
-TEXT = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=512)
+TEXT = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+)
 # case -> (export format, config overrides). Remote code covers every model feature;
 # native formats cover each stock class.
 TEXT_CASES = {
     "remote-code-dense": ("remote-code", dict()),
-    "remote-code-qknorm-yarn": ("remote-code", dict(qk_norm=True, inference_rope_scaling=True,
-                                                     max_position_embeddings=32768)),
-    "remote-code-moe": ("remote-code", dict(qk_norm=True, use_moe=True, num_experts=4, num_experts_per_tok=2,
-                                            num_shared_experts=1)),
+    "remote-code-qknorm-yarn": (
+        "remote-code",
+        dict(qk_norm=True, inference_rope_scaling=True, max_position_embeddings=32768),
+    ),
+    "remote-code-moe": (
+        "remote-code",
+        dict(qk_norm=True, use_moe=True, num_experts=4, num_experts_per_tok=2, num_shared_experts=1),
+    ),
     "llama": ("llama", dict()),
     "qwen3": ("qwen3", dict(qk_norm=True)),
     "qwen3-moe": ("qwen3-moe", dict(qk_norm=True, use_moe=True, num_experts=4, num_experts_per_tok=2)),
 }
 VLM_CASE = "remote-code-vlm"
-CONVERSATIONS = {
-    "single": [{"role": "user", "content": "What is 2+3?"}],
-    "system-multi-turn": [
-        {"role": "system", "content": "You are MiniMind."},
-        {"role": "user", "content": "Hi!"},
-        {"role": "assistant", "content": "Hello. How can I help?"},
-        {"role": "user", "content": "Name a colour."},
-    ],
-}
 VLM_PROMPTS = ["<image>\nWhat colour is this?", "Compare <image> with <image>."]
 GREEDY_TOKENS = 8
 
@@ -75,20 +80,30 @@ def rendered_templates(tokenizer) -> dict[str, str]:
 
 def text_expectations(model, tokenizer) -> dict:
     ids = torch.randint(0, VOCAB, (2, 11), generator=torch.Generator().manual_seed(5))
-    prompt = tokenizer.apply_chat_template(CONVERSATIONS["single"], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)["input_ids"]
+    prompt = tokenizer.apply_chat_template(
+        CONVERSATIONS["single"], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
     with torch.no_grad():
         logits = model(ids).logits
     generated = model.generate(prompt, max_new_tokens=GREEDY_TOKENS, do_sample=False, pad_token_id=0)
-    return {"kind": "text", "ids": ids, "logits": logits, "prompt_ids": prompt, "generated": generated,
-            "templates": rendered_templates(tokenizer)}
+    return {
+        "kind": "text",
+        "ids": ids,
+        "logits": logits,
+        "prompt_ids": prompt,
+        "generated": generated,
+        "templates": rendered_templates(tokenizer),
+    }
 
 
 def write_images(folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     noise = (torch.rand(40, 40, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
-    pictures = {"red.png": Image.new("RGB", (40, 40), "red"), "blue.png": Image.new("RGB", (48, 40), "blue"),
-                "noise.png": Image.fromarray(noise)}
+    pictures = {
+        "red.png": Image.new("RGB", (40, 40), "red"),
+        "blue.png": Image.new("RGB", (48, 40), "blue"),
+        "noise.png": Image.fromarray(noise),
+    }
     for name, picture in pictures.items():
         picture.save(folder / name)
     return list(pictures)
@@ -102,9 +117,17 @@ def vlm_expectations(model, processor, image_folder: Path, image_names: list[str
     generated = model.generate(**inputs, max_new_tokens=GREEDY_TOKENS, do_sample=False, pad_token_id=0)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}]
     templates = {"image-message": processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)}
-    return {"kind": "vlm", "prompts": VLM_PROMPTS, "images": image_names, "input_ids": inputs["input_ids"],
-            "attention_mask": inputs["attention_mask"], "pixel_values": inputs["pixel_values"], "logits": logits,
-            "generated": generated, "templates": templates}
+    return {
+        "kind": "vlm",
+        "prompts": VLM_PROMPTS,
+        "images": image_names,
+        "input_ids": inputs["input_ids"],
+        "attention_mask": inputs["attention_mask"],
+        "pixel_values": inputs["pixel_values"],
+        "logits": logits,
+        "generated": generated,
+        "templates": templates,
+    }
 
 
 def build(out: Path) -> list[str]:
@@ -130,8 +153,10 @@ def build(out: Path) -> list[str]:
     processor.save_pretrained(src)
     export_model(src, out / VLM_CASE)
     image_names = write_images(out / "images")
-    torch.save({"format": "remote-code", **vlm_expectations(model.eval(), processor, out / "images", image_names)},
-               out / f"{VLM_CASE}.expected.pt")
+    torch.save(
+        {"format": "remote-code", **vlm_expectations(model.eval(), processor, out / "images", image_names)},
+        out / f"{VLM_CASE}.expected.pt",
+    )
     cases.append(VLM_CASE)
     (out / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
     return cases
