@@ -6,7 +6,7 @@ from pathlib import Path
 from bench_helpers import run_to_file  # puts the repository root (benchmarks/) on the path
 
 from benchmarks import __main__ as suite
-from benchmarks import bench_cuda, bench_data, bench_generate, bench_memory, bench_model, bench_train
+from benchmarks import bench_cuda, bench_data, bench_generate, bench_grpo, bench_memory, bench_model, bench_train
 
 
 def test_bench_data_smoke(tmp_path):
@@ -87,6 +87,23 @@ def test_bench_train_smoke(tmp_path):
     assert figures["data"]["records"] == 32 and 0 < figures["data"]["rows"] <= 32
     assert "packed_vs_padded_supervised_tokens_per_s" in figures
     assert [t["name"] for t in result["targets"]] == ["packed_vs_padded"]
+
+
+def test_bench_grpo_smoke(tmp_path):
+    summary = bench_grpo.main(["--quick", "--out", str(tmp_path)])
+    result = _check_result(tmp_path / "grpo.json", summary, "grpo")
+    figures = result["figures"]
+    for side in ("ours", "reference"):  # each side ran once, in its own process, 2 steps (1 timed)
+        side_figures = figures[side]
+        assert side_figures["step_time_s"] > 0 and side_figures["completion_tokens_per_s"] > 0
+        assert side_figures["peak_rss_mib"] > 0 and 0 < side_figures["mean_completion_length"] <= 8
+        assert set(side_figures["phases_s"]) == {"generate", "score", "loss", "update"}
+        assert [run["timed_steps"] for run in side_figures["runs"]] == [1]
+        assert len(side_figures["runs"][0]["completion_tokens"]) == 2
+    ratio = figures["ours_vs_reference"]
+    assert ratio["step_time"]["median"] > 0 and ratio["completion_tokens_per_s"]["median"] > 0
+    assert ratio["peak_rss"] > 0 and result["config"]["completions_per_step"] == 4
+    assert result["targets"] == [] and result["target_met"] is None
 
 
 def test_bench_model_smoke(tmp_path):

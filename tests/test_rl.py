@@ -523,6 +523,51 @@ def test_grpo_with_lora_and_a_user_reward(sft_start, tmp_path):
     assert "kl" in rl  # the reference is the base model with the adapter disabled
 
 
+def test_grpo_on_a_moe_model_adds_the_load_balancing_loss(tmp_path):
+    """A Mixture-of-Experts start model: TRL's GRPOTrainer asks for the router logits, adds
+    router_aux_loss_coef x the load-balancing loss (as MiniMind's train_grpo.py adds aux_loss), and
+    logs it; a near-uniform router gives a loss near num_experts_per_tok (num_experts x sum f_i P_i with
+    top-2 routing counted per choice: 2 here)."""
+    start, out = tmp_path / "moe", tmp_path / "grpo"
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    config = preset_config(
+        "tiny",
+        use_moe=True,
+        num_experts=4,
+        num_experts_per_tok=2,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    assert config.router_aux_loss_coef == 0.01
+    MiniMindForCausalLM(config).save_pretrained(start)
+    tokenizer.save_pretrained(start)
+    args = [
+        str(RECIPES / "grpo.yaml"),
+        "--model_name_or_path",
+        str(start),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "8",
+        "--num_generations",
+        "4",
+        "--max_completion_length",
+        "8",
+        "--eval_files",
+        "[]",
+        *QUIET,
+    ]
+    assert main(args) == 0
+    aux = json.loads((out / "run_info.json").read_text())["rl"]["aux_loss"]
+    assert 1.5 < aux["first"] < 3.0 and 1.5 < aux["last"] < 3.0, aux
+
+
 @pytest.mark.slow
 def test_grpo_two_process_ddp_ranks_agree(sft_start, tmp_path):
     """accelerate launch with the shipped 2-process CPU config: both ranks end with the same weights."""

@@ -43,6 +43,7 @@ RL_METRICS = (
     "entropy",
     "tools/call_frequency",
     "tools/failure_frequency",
+    "aux_loss",  # MoE load balancing, added to the loss by TRL times router_aux_loss_coef
 )
 
 
