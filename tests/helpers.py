@@ -8,6 +8,17 @@ from minimind_hf import MiniMindConfig, MiniMindForCausalLM, preset_config
 TINY = dict(vocab_size=128, intermediate_size=96, max_position_embeddings=256)
 
 
+# The language model of the tiny MiniMind-V models the VLM tests build (the shipped tokenizer's vocabulary).
+VLM_TEXT = dict(
+    vocab_size=6400,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
+
+
 def tiny_config(**overrides) -> MiniMindConfig:
     return preset_config("tiny", **{**TINY, **overrides})
 

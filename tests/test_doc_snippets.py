@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import randomize
+from helpers import VLM_TEXT, randomize
 from PIL import Image
 
 import minimind_hf
@@ -47,14 +47,7 @@ def workspace(tmp_path_factory):
     """outputs/sft, outputs/vlm_sft, exports/minimind-sft, exports/minimind-v and pictures."""
     root = tmp_path_factory.mktemp("docs")
     tokenizer = load_tokenizer()
-    text = dict(
-        vocab_size=6400,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
+    text = dict(VLM_TEXT)
     torch.manual_seed(0)
     llm = randomize(minimind_hf.MiniMindForCausalLM(minimind_hf.MiniMindConfig(**text)), 0)
     llm.generation_config.eos_token_id = tokenizer.eos_token_id

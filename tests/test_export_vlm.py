@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import randomize
+from helpers import VLM_TEXT, randomize
 from PIL import Image
 from safetensors import safe_open
 from test_export import run_without_minimind_hf
@@ -20,14 +20,7 @@ from minimind_hf.export import ExportError, NativeExportError, export_model
 from minimind_hf.tokenizer import load_tokenizer
 from minimind_hf.vlm import build_vlm
 
-TEXT = dict(
-    vocab_size=6400,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-)
+TEXT = dict(VLM_TEXT)
 PROMPTS = ["<image>\nWhat colour is this?", "Compare <image> with <image>."]
 GREEDY = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
 RUN_INFO = {"stage": "vlm_sft", "global_step": 7, "world_size": 1, "train_loss_first": 6.5, "train_loss_last": 3.25}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import VLM_TEXT
 from PIL import Image
 
 from minimind_hf.data import normalise_record
@@ -455,14 +456,7 @@ def test_vision_accuracy_with_a_tiny_model(embedded, records, processor):
     from minimind_hf.models.modeling_minimind_v import MiniMindVForCausalLM
 
     torch.manual_seed(0)
-    text_config = dict(
-        vocab_size=6400,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
+    text_config = dict(VLM_TEXT)
     model = MiniMindVForCausalLM(MiniMindVConfig(text_config=text_config))
     rs = records["vlm_sft_eval"][::10]
     scores = EV.vision_accuracy(model, processor, rs, embedded["images"], max_new_tokens=3, batch_size=8)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import randomize
+from helpers import VLM_TEXT, randomize
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, CLIPConfig, CLIPModel
 
@@ -16,14 +16,7 @@ from minimind_hf.models.modeling_minimind_v import reduce_patches
 from minimind_hf.tokenizer import load_tokenizer
 from minimind_hf.vlm import build_vlm, default_image_processor
 
-TEXT = dict(
-    vocab_size=6400,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-)
+TEXT = dict(VLM_TEXT)
 
 
 @pytest.fixture(scope="module")
