@@ -47,10 +47,8 @@ fused log-prob head scoring only the completion positions, as it does where Trit
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -141,18 +139,7 @@ def fresh_model_dir(folder: Path, args) -> dict:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    model = common.fresh_model(config, seed=args.seed)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return {
-        "preset": args.preset,
-        "hidden_size": config.hidden_size,
-        "layers": config.num_hidden_layers,
-        "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}",
-        "intermediate_size": config.intermediate_size,
-        "vocab_size": config.vocab_size,
-        "parameters": common.count_parameters(model),
-    }
+    return common.save_fresh_model(folder, config, tokenizer, args.seed, args.preset)
 
 
 # ----------------------------------------------------------------------------- child: shared
@@ -556,23 +543,10 @@ def child(spec: dict) -> dict:
 
 def run_child(spec: dict, work: Path) -> dict:
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")])),
         "HF_DATASETS_CACHE": str(work / "hf_datasets"),  # keep Arrow caches out of the user's cache
         "MINIMIND_HF_HOME": str(work / "home"),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_grpo", "--child", json.dumps(spec)],
-        cwd=common.REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"grpo child {spec['side']} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    return common.run_child("benchmarks.bench_grpo", spec, f"grpo child {spec['side']}", 1800, env)
 
 
 # ----------------------------------------------------------------------------- parent

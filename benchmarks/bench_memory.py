@@ -24,9 +24,7 @@ weights as Trainer's ``bf16=True``), with the memory held before it.
 from __future__ import annotations
 
 import json
-import os
 import resource
-import subprocess
 import sys
 from pathlib import Path
 
@@ -185,22 +183,7 @@ def child(spec: dict) -> dict:
 
 def run_child(name: str, config: tuple, args) -> dict:
     spec = {"name": name, "config": config, "seed": args.seed, "threads": args.threads}
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_memory", "--child", json.dumps(spec)],
-        cwd=common.REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"memory child {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    return common.run_child("benchmarks.bench_memory", spec, f"memory child {name}", 900)
 
 
 # ----------------------------------------------------------------------------- parent

@@ -171,18 +171,7 @@ def fresh_model_dir(folder: Path, args) -> dict:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    model = common.fresh_model(config, seed=args.seed)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return {
-        "preset": args.preset,
-        "hidden_size": config.hidden_size,
-        "layers": config.num_hidden_layers,
-        "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}",
-        "intermediate_size": config.intermediate_size,
-        "vocab_size": config.vocab_size,
-        "parameters": common.count_parameters(model),
-    }
+    return common.save_fresh_model(folder, config, tokenizer, args.seed, args.preset)
 
 
 def run_sft(mode: str, model_dir: Path, data: str, output_dir: Path, args, max_steps: int = -1) -> dict:

@@ -762,3 +762,44 @@ def temporary_env(**values):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def save_fresh_model(folder, config, tokenizer, seed: int, preset: str) -> dict:
+    """Save a freshly initialised MiniMind of `config` with `tokenizer` to `folder`; returns its
+    description for a result's config (shape and parameter counts)."""
+    model = fresh_model(config, seed=seed)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return {
+        "preset": preset,
+        "hidden_size": config.hidden_size,
+        "layers": config.num_hidden_layers,
+        "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}",
+        "intermediate_size": config.intermediate_size,
+        "vocab_size": config.vocab_size,
+        "parameters": count_parameters(model),
+    }
+
+
+def run_child(module: str, spec: dict, label: str, timeout: float, env: dict | None = None) -> dict:
+    """`python -m MODULE --child SPEC` in a fresh process (the repository on its path, `env` added);
+    returns the last JSON object it printed."""
+    import subprocess
+
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--child", json.dumps(spec)],
+        cwd=REPO_ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{label} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
