@@ -31,6 +31,22 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 QUIET = ["--disable_tqdm", "true"]
 
+
+def train(recipe: str, start, out, *overrides: str) -> int:
+    """`scripts/train.py recipes/RECIPE.yaml` from `start` into `out` (quiet), with `--key value` overrides."""
+    return main(
+        [
+            str(RECIPES / f"{recipe}.yaml"),
+            "--model_name_or_path",
+            str(start),
+            "--output_dir",
+            str(out),
+            *overrides,
+            *QUIET,
+        ]
+    )
+
+
 # GRPO proof. Start: recipes/sft.yaml from random init, SFT_STEPS steps (a model that answers sums with
 # a number, rarely right with thinking on). Then recipes/grpo.yaml for GRPO_STEPS steps with every rollout
 # in thinking mode, at half its batch (4 prompts x 8 rollouts, lr 5e-4: GRPO_FAST; the shipped 8 x 8 at
@@ -296,21 +312,16 @@ def test_reward_stage_ranks_held_out_pairs_above_chance(start_model, tmp_path):
         [{"prompt": r["chosen"][:1], "chosen": r["chosen"][1:], "rejected": r["rejected"][1:]} for r in held_out],
     )
     out = tmp_path / "reward"
-    code = main(
-        [
-            str(RECIPES / "reward.yaml"),
-            "--model_name_or_path",
-            str(start_model),
-            "--output_dir",
-            str(out),
-            "--eval_files",
-            str(tmp_path / "eval.jsonl"),
-            "--max_steps",
-            REWARD_STEPS,
-            "--logging_steps",
-            "10",
-            *QUIET,
-        ]
+    code = train(
+        "reward",
+        start_model,
+        out,
+        "--eval_files",
+        str(tmp_path / "eval.jsonl"),
+        "--max_steps",
+        REWARD_STEPS,
+        "--logging_steps",
+        "10",
     )
     assert code == 0
     model = AutoModelForSequenceClassification.from_pretrained(out)
@@ -395,23 +406,7 @@ def test_grpo_recipe_errors_exit_2_before_any_work(start_model, tmp_path, capsys
 def sft_start(start_model, tmp_path_factory):
     """The SFT recipe from random init, shortened: a model that answers sums with a number."""
     out = tmp_path_factory.mktemp("sft")
-    assert (
-        main(
-            [
-                str(RECIPES / "sft.yaml"),
-                "--model_name_or_path",
-                str(start_model),
-                "--output_dir",
-                str(out),
-                "--max_steps",
-                SFT_STEPS,
-                "--logging_steps",
-                "50",
-                *QUIET,
-            ]
-        )
-        == 0
-    )
+    assert train("sft", start_model, out, "--max_steps", SFT_STEPS, "--logging_steps", "50") == 0
     return out
 
 
@@ -419,24 +414,19 @@ def sft_start(start_model, tmp_path_factory):
 def grpo_run(sft_start, tmp_path_factory):
     out = tmp_path_factory.mktemp("grpo")
     assert (
-        main(
-            [
-                str(RECIPES / "grpo.yaml"),
-                "--model_name_or_path",
-                str(sft_start),
-                "--output_dir",
-                str(out),
-                "--max_steps",
-                GRPO_STEPS,
-                "--logging_steps",
-                "20",
-                "--seed",
-                str(GRPO_SEED),
-                "--data_seed_offset",
-                str(42 - GRPO_SEED),
-                *GRPO_FAST,
-                *QUIET,
-            ]
+        train(
+            "grpo",
+            sft_start,
+            out,
+            "--max_steps",
+            GRPO_STEPS,
+            "--logging_steps",
+            "20",
+            "--seed",
+            str(GRPO_SEED),
+            "--data_seed_offset",
+            str(42 - GRPO_SEED),
+            *GRPO_FAST,
         )
         == 0
     )
@@ -490,31 +480,26 @@ def test_eval_arithmetic_reports_the_same_metric(grpo_run, capsys):
 
 def test_grpo_with_lora_and_a_user_reward(sft_start, tmp_path):
     out = tmp_path / "lora"
-    code = main(
-        [
-            str(RECIPES / "grpo.yaml"),
-            "--model_name_or_path",
-            str(sft_start),
-            "--output_dir",
-            str(out),
-            "--use_lora",
-            "true",
-            "--tune_llm",
-            "false",
-            "--max_steps",
-            "4",
-            "--logging_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "16",
-            "--reward_funcs",
-            "[exact_answer, test_rl:always_half]",
-            "--reward_weights",
-            "[1.0, 1.0]",
-            "--eval_files",
-            "[]",
-            *QUIET,
-        ]
+    code = train(
+        "grpo",
+        sft_start,
+        out,
+        "--use_lora",
+        "true",
+        "--tune_llm",
+        "false",
+        "--max_steps",
+        "4",
+        "--logging_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "16",
+        "--reward_funcs",
+        "[exact_answer, test_rl:always_half]",
+        "--reward_weights",
+        "[1.0, 1.0]",
+        "--eval_files",
+        "[]",
     )
     assert code == 0
     assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()
@@ -633,29 +618,24 @@ def test_agent_recipe_runs_tool_rollouts_and_reports_tool_use(start_model, tmp_p
     prompts = make_split("held_out", seed=42, per_kind=10, eval_per_kind=1)[1]
     write_jsonl(tmp_path / "eval.jsonl", prompts[:4])
     out = tmp_path / "agent"
-    code = main(
-        [
-            str(RECIPES / "agent.yaml"),
-            "--model_name_or_path",
-            str(start_model),
-            "--output_dir",
-            str(out),
-            "--eval_files",
-            f"[{tmp_path / 'eval.jsonl'}]",
-            "--max_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "8",
-            "--num_generations",
-            "4",
-            "--max_completion_length",
-            "24",
-            "--eval_max_new_tokens",
-            "16",
-            "--logging_steps",
-            "1",
-            *QUIET,
-        ]
+    code = train(
+        "agent",
+        start_model,
+        out,
+        "--eval_files",
+        f"[{tmp_path / 'eval.jsonl'}]",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "8",
+        "--num_generations",
+        "4",
+        "--max_completion_length",
+        "24",
+        "--eval_max_new_tokens",
+        "16",
+        "--logging_steps",
+        "1",
     )
     assert code == 0
     info = json.loads((out / "run_info.json").read_text())
