@@ -240,6 +240,18 @@ def test_streamer_receives_every_generated_token():
     assert sum(streamer.chunks[1:], []) == out[0, 4:].tolist() and streamer.ended
 
 
+def test_set_attn_implementation_switches_the_kernel():
+    ids = torch.randint(3, 128, (1, 6), generator=torch.Generator().manual_seed(2))
+    model = tiny_model(attn="eager")
+    assert model.config._attn_implementation == "eager"
+    weights = model(ids, output_attentions=True).attentions  # only eager attention returns its weights
+    assert len(weights) == model.config.num_hidden_layers and weights[0].shape == (1, 4, 6, 6)
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(1, 4, 6))
+    assert torch.all(weights[0].triu(1) == 0)  # causal
+    model.set_attn_implementation("sdpa")
+    assert model.config._attn_implementation == "sdpa"
+
+
 # ---------------------------------------------------------------- packing
 
 

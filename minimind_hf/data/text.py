@@ -348,6 +348,9 @@ class CausalLMCollator:
                     extra[row, start : start + length] = torch.arange(length)
                     labels[row, start] = self.label_pad
                     start += length
+                # Padding continues the last document's positions: one trailing segment instead
+                # of one document per padding position; causal attention keeps it invisible.
+                extra[row, start:] = torch.arange(length, length + width - start)
             else:
                 extra[row, :n] = 1
         out = {"input_ids": input_ids, "labels": labels}

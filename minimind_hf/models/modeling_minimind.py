@@ -319,6 +319,13 @@ class MiniMindPreTrainedModel(PreTrainedModel):
         "attentions": MiniMindAttention,
     }
 
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # transformers 5.x decides this by searching the modeling file's source for a call of
+        # the attention registry's `get_interface` method, which 4.57 lacks; MiniMindAttention
+        # does dispatch through ALL_ATTENTION_FUNCTIONS, so set_attn_implementation works on both.
+        return True
+
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)

@@ -9,6 +9,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -34,9 +35,14 @@ class ModelArguments:
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer folder; default: the starting model's, else the shipped one."}
     )
-    attn_implementation: str | None = field(
+    attn_implementation: (
+        Literal["eager", "sdpa", "document_sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"] | None
+    ) = field(
         default=None,
-        metadata={"help": "eager, sdpa or flash_attention_2; default: the model's own (not used by vlm_*)."},
+        metadata={
+            "help": "Attention kernel; default: document_sdpa with packing (SDPA per packed document, skipping "
+            "cross-document blocks), else the model's own (not used by vlm_*)."
+        },
     )
     previous_recipe: str | None = field(
         default=None, metadata={"help": "Recipe that produces model_name_or_path (named in the error if missing)."}

@@ -40,6 +40,8 @@ def load_tokenizer_for(model_args: ModelArguments):
 
 
 def attention_kwargs(model_args: ModelArguments) -> dict:
+    from . import attention  # noqa: F401  (registers document_sdpa with transformers)
+
     return {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
 
 
@@ -60,7 +62,7 @@ def build_model(model_args: ModelArguments, tokenizer, stage: str):
             )
         model = MiniMindForCausalLM(config)
         if model_args.attn_implementation:
-            model.set_attn_implementation(model_args.attn_implementation)
+            model.set_attn_implementation(**attention_kwargs(model_args))
         return model
     return load_pretrained(starting_folder(model_args, stage), dtype=torch.float32, **attention_kwargs(model_args))
 

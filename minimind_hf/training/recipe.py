@@ -43,6 +43,7 @@ def stage_defaults(stage: str) -> dict:
     }
     if stage in ("pretrain", "sft", "lora", "distill", "vlm_pretrain", "vlm_sft"):
         defaults["include_num_input_tokens_seen"] = "all"  # run_info's tokens_seen (rows incl. padding)
+        defaults["prediction_loss_only"] = True  # eval needs the loss only: keep no vocabulary-wide logits
     if stage == "lora":
         defaults.update(use_lora=True, tune_llm=False)
     if stage == "vlm_pretrain":

@@ -1,25 +1,30 @@
 """Stages pretrain, sft, lora and distill: next-token loss on masked labels with a stock Trainer
-(distill: MiniMind's CE + KL objective, :mod:`.distill`)."""
+whose head runs only at supervised positions (:mod:`.supervised_head`); packed rows use
+document attention (:mod:`.attention`); distill: MiniMind's CE + KL objective, :mod:`.distill`."""
 
 from __future__ import annotations
 
 import torch
-from transformers import Trainer
 
 from ..data.text import CausalLMCollator
 from ..utils import load_pretrained
 from .adapters import apply_adapters
 from .args import RecipeError, StageInputs
+from .attention import DOCUMENT_SDPA
 from .data import text_datasets
 from .finish import train_and_save
 from .loading import build_model, load_tokenizer_for
+from .supervised_head import SupervisedHeadTrainer
 
 
 def run(inputs: StageInputs) -> None:
     stage = inputs.stage
     tokenizer = load_tokenizer_for(inputs.model_args)
     train, evaluation, report = text_datasets(inputs, tokenizer, "pretrain" if stage == "pretrain" else "sft")
-    model = apply_adapters(build_model(inputs.model_args, tokenizer, stage), inputs.adapter_args)
+    model = build_model(inputs.model_args, tokenizer, stage)
+    if inputs.data_args.packing and not inputs.model_args.attn_implementation:
+        model.set_attn_implementation(DOCUMENT_SDPA)  # packed documents attend only to themselves
+    model = apply_adapters(model, inputs.adapter_args)
     common = dict(
         model=model,
         args=inputs.training_args,
@@ -35,7 +40,7 @@ def run(inputs: StageInputs) -> None:
             teacher=load_teacher(inputs, tokenizer), distill_args=inputs.distill_args, **common
         )
     else:
-        trainer = Trainer(**common)
+        trainer = SupervisedHeadTrainer(**common)
     train_and_save(trainer, inputs, tokenizer, report)
 
 
