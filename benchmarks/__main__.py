@@ -30,7 +30,7 @@ from benchmarks import common  # noqa: E402
 
 # In the order they run. bench_data and bench_server have their own options (--output FILE, no --quick):
 # the runner translates. A module that is not there (bench_server is optional) is skipped.
-BENCHMARKS = ("data", "train", "grpo", "model", "generate", "gguf", "memory", "server", "cuda")
+BENCHMARKS = ("startup", "data", "train", "grpo", "model", "generate", "gguf", "memory", "server", "cuda")
 OWN_OPTIONS = {  # name -> (arguments for --quick)
     "data": ["--records", "60", "--repeats", "1", "--warmup-records", "10", "--num-proc", "1"],
     "server": ["--requests", "4", "--max-tokens", "8"],

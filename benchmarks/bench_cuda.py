@@ -9,10 +9,14 @@ goes through the real entry point (``minimind_hf.cli.train.main`` = ``scripts/tr
 * sft: ``recipes/sft.yaml`` from that fresh pretrained folder, on the skewed chats of
   ``bench_train`` (many short, a long tail), packed;
 
-each in eager mode and with ``torch_compile`` (``--no-compile`` skips it), bf16 (the
-recipe default on a bf16 GPU), attention ``flash_attention_2`` when ``flash_attn`` is
-installed (padding-free varlen from the packed position_ids), else ``sdpa`` (packed rows then
-carry a block-diagonal mask, which rules out SDPA's flash kernel).
+bf16 (the recipe default on a bf16 GPU). The runs: pretraining eager with every attention
+kernel available (``sdpa``: a block-diagonal mask over each packed row, which rules out SDPA's
+flash kernel; ``document_sdpa``: SDPA per packed document, the CPU default;
+``flash_attention_2`` when ``flash_attn`` is installed: padding-free varlen from the packed
+position_ids; ``flex_attention``: a document BlockMask), then with the best kernel: pretraining
+with ``torch_compile``, SFT eager and compiled, and a batch-size sweep (``--sweep``, up to the
+memory limit). ``--no-compile`` skips the compiled runs. Liger kernels are not measured:
+liger-kernel patches the model types it knows (llama, qwen3, ...), not ``minimind``.
 
 Throughput is steady state: a callback marks the end of every step (after a CUDA sync); the
 first ``--warmup-steps`` (compilation, allocator growth) are dropped. Tokens are the
@@ -52,6 +56,7 @@ if __package__ in (None, ""):
 from benchmarks import common  # noqa: E402
 
 TARGET_MFU = 0.40
+ATTENTION_KERNELS = ("sdpa", "document_sdpa", "flash_attention_2", "flex_attention")
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOPS, by a substring of the device name; first match wins.
 PEAK_TFLOPS = (
     ("H100 PCIe", 756.0),
@@ -78,7 +83,16 @@ def parse_args(argv=None):
     parser = common.base_parser("cuda", __doc__)
     parser.add_argument("--stages", nargs="+", default=["pretrain", "sft"], choices=["pretrain", "sft"])
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs")
-    parser.add_argument("--attn", default="auto", choices=["auto", "sdpa", "flash_attention_2"])
+    parser.add_argument(
+        "--attn",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", *ATTENTION_KERNELS],
+        help="kernels of the pretraining comparison (auto: every one available)",
+    )
+    parser.add_argument(
+        "--sweep", nargs="*", type=int, default=None, help="rows per step of the batch sweep (default 16 64 128)"
+    )
     parser.add_argument("--batch", type=int, default=None, help="rows per step (default 32; quick 4)")
     parser.add_argument("--max-length", type=int, default=None, help="row length (default 1024; quick 256)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default 40; quick 6)")
@@ -99,6 +113,7 @@ def parse_args(argv=None):
     args.steps = args.steps or (6 if args.quick else 40)
     args.warmup_steps = args.warmup_steps if args.warmup_steps is not None else (2 if args.quick else 10)
     args.sft_records = args.sft_records or (200 if args.quick else 20000)
+    args.sweep = args.sweep if args.sweep is not None else ([] if args.quick else [16, 64, 128])
     return args
 
 
@@ -138,10 +153,10 @@ def device_peak(name: str, override: float | None) -> tuple[float | None, str]:
 # ----------------------------------------------------------------------------- runs
 
 
-def attention_choice(requested: str) -> str:
-    if requested != "auto":
+def attention_kernels(requested: list[str]) -> list[str]:
+    if "auto" not in requested:
         return requested
-    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
+    return [k for k in ATTENTION_KERNELS if k != "flash_attention_2" or importlib.util.find_spec("flash_attn")]
 
 
 def write_sft_data(path: Path, records: int, seed: int) -> str:
@@ -154,7 +169,14 @@ def write_sft_data(path: Path, records: int, seed: int) -> str:
 
 
 def stage_overrides(
-    stage: str, args, attn: str, output_dir: Path, model_dir: Path | None, sft_data: str | None, compile_: bool
+    stage: str,
+    args,
+    attn: str,
+    output_dir: Path,
+    model_dir: Path | None,
+    sft_data: str | None,
+    compile_: bool,
+    batch: int | None = None,
 ) -> tuple[Path, dict]:
     import torch
 
@@ -162,7 +184,7 @@ def stage_overrides(
     common_keys = {
         "max_length": args.max_length,
         "packing": True,
-        "per_device_train_batch_size": args.batch,
+        "per_device_train_batch_size": batch or args.batch,
         "gradient_accumulation_steps": 1,
         "max_steps": args.steps,
         "warmup_steps": 0,
@@ -191,12 +213,12 @@ def stage_overrides(
     }
 
 
-def measure(stage: str, args, attn: str, work: Path, model_dir, sft_data, compile_: bool, peak, keep=False) -> dict:
+def measure(
+    stage: str, args, attn: str, output_dir: Path, model_dir, sft_data, compile_: bool, peak, keep=False, batch=None
+) -> dict:
     import torch
 
-    recipe, overrides = stage_overrides(
-        stage, args, attn, work / f"{stage}_{'compiled' if compile_ else 'eager'}", model_dir, sft_data, compile_
-    )
+    recipe, overrides = stage_overrides(stage, args, attn, output_dir, model_dir, sft_data, compile_, batch)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -214,6 +236,7 @@ def measure(stage: str, args, attn: str, work: Path, model_dir, sft_data, compil
         "recipe": str(recipe.relative_to(common.REPO_ROOT)),
         "torch_compile": compile_,
         "attn_implementation": attn,
+        "rows_per_step": overrides["per_device_train_batch_size"],
         "bf16": overrides["bf16"],
         "steps": run["state"]["global_step"],
         "measured_steps": steady["steps"],
@@ -300,7 +323,7 @@ def main(argv=None) -> dict:
         )
         return common.finish(result, args)
 
-    attn = attention_choice(args.attn) if torch.cuda.is_available() else "sdpa"
+    kernels = attention_kernels(args.attn) if torch.cuda.is_available() else ["sdpa", "document_sdpa"]
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     peak, peak_source = device_peak(name, args.peak_tflops) if torch.cuda.is_available() else (None, "cpu: no MFU")
     result["figures"]["device"] = {
@@ -309,43 +332,62 @@ def main(argv=None) -> dict:
         "peak_source": peak_source,
         "gpus": torch.cuda.device_count(),
     }
-    if attn == "sdpa":
-        result.note("flash_attn is not installed: SDPA with a block-diagonal mask for packed rows (no flash kernel)")
+    if "flash_attention_2" not in kernels:
+        result.note("flash_attn is not installed: no flash_attention_2 line")
     work = Path(tempfile.mkdtemp(prefix="bench_cuda_"))
     old_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = work / "hf_datasets"
     rows = []
+
+    def record(key: str, fig: dict) -> None:
+        result["figures"][key] = fig
+        rows.append(
+            {
+                "run": key,
+                "attn": fig["attn_implementation"],
+                "rows": fig["rows_per_step"],
+                "tokens/s": fig.get("tokens_per_s"),
+                "TFLOPS": fig.get("achieved_tflops"),
+                "MFU": fig.get("mfu"),
+                "step s": fig.get("median_step_s"),
+                "peak GiB": fig.get("peak_allocated_gib"),
+            }
+        )
+
     try:
         with common.temporary_env(MINIMIND_HF_HOME=work / "home"):
-            variants = [False] if args.no_compile else [False, True]
-            model_dir = sft_data = None
+            sft_data = None
             if "sft" in args.stages:
                 sft_data = write_sft_data(work / "sft_skewed.jsonl", args.sft_records, args.seed)
-            for stage in ("pretrain", "sft"):
-                runs = variants if stage in args.stages else []
-                if stage == "pretrain" and "sft" in args.stages and False not in runs:
-                    runs = [False]  # only to make the SFT starting model
-                for compile_ in runs:
-                    keep = stage == "pretrain" and not compile_ and "sft" in args.stages
-                    fig = measure(stage, args, attn, work, model_dir, sft_data, compile_, peak, keep=keep)
-                    if keep:
-                        model_dir = work / "pretrain_eager"  # the SFT starting point
-                    if stage in args.stages:
-                        key = f"{stage}_{'compiled' if compile_ else 'eager'}"
-                        result["figures"][key] = fig
-                        rows.append(
-                            {
-                                "run": key,
-                                "attn": attn,
-                                "tokens/s": fig["tokens_per_s"],
-                                "TFLOPS": fig["achieved_tflops"],
-                                "MFU": fig.get("mfu"),
-                                "step s": fig["median_step_s"],
-                                "peak GiB": fig.get("peak_allocated_gib"),
-                            }
-                        )
+            # 1. pretraining, eager, every kernel; the first one's folder starts the SFT runs
+            model_dir = work / "pretrain_start"
+            for i, attn in enumerate(kernels):
+                out = model_dir if i == 0 else work / f"pretrain_{attn}"
+                fig = measure("pretrain", args, attn, out, None, None, False, peak, keep=i == 0)
+                if "pretrain" in args.stages:
+                    record(f"pretrain_eager_{attn}", fig)
+            best = max(kernels, key=lambda k: result["figures"].get(f"pretrain_eager_{k}", {}).get("tokens_per_s", 0))
+            result["figures"]["best_attention"] = best
+            # 2. the best kernel: compiled pretraining, SFT eager / compiled, the batch sweep
+            compiled = [False] if args.no_compile else [False, True]
+            if "pretrain" in args.stages and True in compiled:
+                fig = measure("pretrain", args, best, work / "pretrain_compiled", None, None, True, peak)
+                record(f"pretrain_compiled_{best}", fig)
+            if "sft" in args.stages:
+                for compile_ in compiled:
+                    out = work / f"sft_{compile_}"
+                    fig = measure("sft", args, best, out, model_dir, sft_data, compile_, peak)
+                    record(f"sft_{'compiled' if compile_ else 'eager'}_{best}", fig)
+            for batch in args.sweep if "pretrain" in args.stages else []:
+                try:
+                    fig = measure("pretrain", args, best, work / f"sweep_{batch}", None, None, False, peak, batch=batch)
+                except torch.OutOfMemoryError:
+                    result["figures"][f"pretrain_rows_{batch}"] = "out of memory"
+                    torch.cuda.empty_cache()
+                    break
+                record(f"pretrain_rows_{batch}_{best}", fig)
             if torch.cuda.device_count() > 1 and not args.no_zero2:
-                result["figures"]["zero2_vs_single_gpu"] = zero2_comparison(args, attn, work)
+                result["figures"]["zero2_vs_single_gpu"] = zero2_comparison(args, best, work)
             else:
                 result["figures"]["zero2_vs_single_gpu"] = "not measured: fewer than 2 GPUs"
     finally:

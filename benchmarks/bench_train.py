@@ -1,4 +1,4 @@
-"""SFT training throughput, padded vs packed, through the real training entry point.
+"""SFT training throughput, padded vs packed vs MiniMind's loop, through the real training entry point.
 
 Every run is ``minimind_hf.cli.train.main(["recipes/sft.yaml", --key value ...])`` - the
 code path of ``accelerate launch scripts/train.py recipes/sft.yaml`` (recipe parsing, data
@@ -23,9 +23,13 @@ building and model loading are outside) on the process CPU clock with one thread
 default; Trainer's wall-clock ``train_runtime`` is recorded too), tokens/s (real, non-padding
 tokens), supervised tokens/s (labels != -100), samples/s (chats), computed positions/s
 (padding included, from Trainer's ``num_input_tokens_seen``), steps. ``grouped`` (padded +
-``train_sampling_strategy: group_by_length``) is context. Target on CPU: packed >= 1.4x padded
-in supervised tokens/s; when missed (or with ``--profile``) a torch.profiler breakdown per
-computed position goes into the JSON.
+``train_sampling_strategy: group_by_length``) is context. ``minimind`` is MiniMind's
+``train_full_sft.py`` design written out in this file (every chat padded to ``max_length``,
+logits at every position, AdamW; no foreign code) and ``separate`` runs every chat alone
+(batch 1, gradients accumulated over ``--batch`` chats): the cost of the same tokens with no
+padding and no packing. Targets on CPU: packed >= 1.4x padded and >= 2.5x minimind in
+supervised tokens/s, and packed time per real token <= 1.10x separate's; when the first is
+missed (or with ``--profile``) a torch.profiler breakdown per computed position goes into the JSON.
 
     python -m benchmarks.bench_train [--quick] [--records 256] [--max-length 512] [--batch 8]
 """
@@ -45,8 +49,21 @@ if __package__ in (None, ""):
 from benchmarks import common  # noqa: E402
 from benchmarks.bench_data import WORDS  # noqa: E402
 
-TARGET = 1.4
-RECIPE = common.REPO_ROOT / "recipes" / "sft.yaml"
+TARGET = 1.4  # packed vs padded (both through the training entry point)
+TARGET_VS_MINIMIND = 2.5  # packed vs MiniMind's pad-to-max_length loop
+TARGET_VS_SEPARATE = 1.10  # packed cost per real token at most 10% above each chat run alone
+MODES = {
+    "padded": "recipes/sft.yaml, rows right-padded to the batch's longest",
+    "packed": "recipes/sft.yaml with packing (document attention, head on supervised positions)",
+    "grouped": "padded + Trainer's train_sampling_strategy group_by_length (context)",
+    "minimind": "MiniMind's train_full_sft.py design written here: every chat padded to max_length, "
+    "logits at every position, AdamW (no foreign code)",
+    "separate": "recipes/sft.yaml, one chat per forward pass (no padding, no packing), "
+    "gradients accumulated over --batch chats: the per-real-token reference",
+    "compiled": "packed + torch_compile: true (opt-in; compilation inside the timed epoch)",
+}
+DEFAULT_MODES = ("padded", "packed", "grouped", "minimind", "separate")
+RECIPES = {stage: common.REPO_ROOT / "recipes" / f"{stage}.yaml" for stage in ("sft", "pretrain")}
 MODEL_SHAPE = dict(
     hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
 )
@@ -54,7 +71,13 @@ MODEL_SHAPE = dict(
 
 def parse_args(argv=None):
     parser = common.base_parser("train", __doc__)
-    parser.add_argument("--records", type=int, default=None, help="SFT chats (default 256; quick 48)")
+    parser.add_argument(
+        "--stage",
+        default="sft",
+        choices=list(RECIPES),
+        help="sft: skewed chats; pretrain: skewed documents, none longer than a row (no truncation)",
+    )
+    parser.add_argument("--records", type=int, default=None, help="chats / documents (default 256; quick 48)")
     parser.add_argument("--max-length", type=int, default=None, help="row length (default 512; quick 256)")
     parser.add_argument("--batch", type=int, default=None, help="rows per step (default 8; quick 4)")
     parser.add_argument("--repeats", type=int, default=None, help="timed epochs per mode (default 2; quick 1)")
@@ -63,9 +86,9 @@ def parse_args(argv=None):
         "--modes",
         nargs="+",
         default=None,
-        choices=["padded", "packed", "grouped"],
-        help="default padded packed grouped (quick: padded packed); grouped = padded + Trainer's "
-        "train_sampling_strategy group_by_length (context, not part of the target)",
+        choices=list(MODES),
+        help=f"default: {' '.join(DEFAULT_MODES)} (quick: without grouped); "
+        + "; ".join(f"{k} = {v}" for k, v in MODES.items()),
     )
     parser.add_argument(
         "--preset", default="tiny", help="MiniMind preset of the fresh model (shape overridden unless --preset-shape)"
@@ -75,7 +98,7 @@ def parse_args(argv=None):
         "--profile", action="store_true", help="profile padded vs packed steps even when the target is met"
     )
     args = parser.parse_args(argv)
-    args.modes = args.modes or (["padded", "packed"] if args.quick else ["padded", "packed", "grouped"])
+    args.modes = args.modes or [m for m in DEFAULT_MODES if not (args.quick and m == "grouped")]
     args.records = args.records or (48 if args.quick else 256)
     args.max_length = args.max_length or (256 if args.quick else 512)
     args.batch = args.batch or (4 if args.quick else 8)
@@ -111,17 +134,47 @@ def skewed_sft_records(n: int, seed: int = 0) -> list[dict]:
     return records
 
 
-def data_stats(path: str, tokenizer, max_length: int, batch: int) -> dict:
+def skewed_text_records(n: int, seed: int, max_words: int) -> list[dict]:
+    """Pretraining documents: log-normal lengths (median ~90 words), capped so that none is
+    truncated at the row length - both modes then train on exactly the same tokens."""
+    rng = random.Random(seed)
+    return [{"text": _words(rng, 4.5, 0.9, max_words)} for _ in range(n)]
+
+
+def write_records(path: Path, args) -> str:
+    records = (
+        skewed_sft_records(args.records, args.seed)
+        if args.stage == "sft"
+        else skewed_text_records(args.records, args.seed, args.max_length // 4)
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return str(path)
+
+
+def build_rows(path: str, tokenizer, stage: str, max_length: int):
+    """The stage's own builder on the records: (rows, report, number of records); not packed."""
+    from minimind_hf.data.sources import load_records
+    from minimind_hf.data.text import SFTOptions, build_pretrain_dataset, build_sft_dataset
+
+    records, report = load_records(path, stage)
+    if stage == "sft":
+        rows = build_sft_dataset(records, tokenizer, SFTOptions(max_length=max_length), report)
+    else:
+        rows = build_pretrain_dataset(records, tokenizer, max_length, packing=False, report=report)
+    return rows, report, len(records)
+
+
+def data_stats(path: str, tokenizer, stage: str, max_length: int, batch: int) -> dict:
     """What one epoch holds, with the same builders the stage uses (outside any timing)."""
     import numpy as np
 
-    from minimind_hf.data.sources import load_records
-    from minimind_hf.data.text import CausalLMCollator, SFTOptions, build_sft_dataset, pack
+    from minimind_hf.data.text import CausalLMCollator, pack
 
-    records, report = load_records(path, "sft")
-    built = build_sft_dataset(records, tokenizer, SFTOptions(max_length=max_length), report)
+    built, report, records = build_rows(path, tokenizer, stage, max_length)
     lengths = np.asarray([len(ids) for ids in built["input_ids"]])
-    supervised = int(sum(int((np.asarray(lab) != -100).sum()) for lab in built["labels"]))
+    supervised = int(sum(int((np.asarray(lab[1:]) != -100).sum()) for lab in built["labels"]))
     packed = pack(built, max_length)
     packed_rows = len(packed)
     collate = CausalLMCollator(pad_token_id=tokenizer.pad_token_id)
@@ -135,7 +188,7 @@ def data_stats(path: str, tokenizer, max_length: int, batch: int) -> dict:
 
     return {
         "supervised_tokens_in_loss": {"padded": in_loss(built), "packed": in_loss(packed)},
-        "records": len(records),
+        "records": records,
         "rows": len(built),
         "dropped": dict(report.dropped),
         "truncated": report.truncated,
@@ -175,29 +228,31 @@ def fresh_model_dir(folder: Path, args) -> dict:
 
 
 def run_sft(mode: str, model_dir: Path, data: str, output_dir: Path, args, max_steps: int = -1) -> dict:
-    """One in-process run of recipes/sft.yaml; returns what Trainer, run_info and the step clock recorded."""
+    """One in-process run of the stage's recipe (sft or pretrain, from the fresh ``model_dir``);
+    returns what Trainer, run_info and the step clock recorded."""
     with common.step_clock() as clock:
         run = common.run_recipe(
-            RECIPE,
+            RECIPES[args.stage],
             {
                 "model_name_or_path": str(model_dir),
                 "train_files": [data],
                 "eval_files": [],
                 "max_length": args.max_length,
-                "packing": mode == "packed",
+                "packing": mode in ("packed", "compiled"),
                 "train_sampling_strategy": "group_by_length" if mode == "grouped" else "random",
-                "per_device_train_batch_size": args.batch,
-                "gradient_accumulation_steps": 1,
+                "per_device_train_batch_size": 1 if mode == "separate" else args.batch,
+                "gradient_accumulation_steps": args.batch if mode == "separate" else 1,
                 "num_train_epochs": 1,
                 "max_steps": max_steps,
                 "activation_checkpointing": False,
-                "torch_compile": False,
+                "torch_compile": mode == "compiled",
                 "output_dir": str(output_dir),
                 "logging_steps": 10_000,
                 "disable_tqdm": True,
                 "include_num_input_tokens_seen": "all",
                 "seed": args.seed,
                 "dataloader_num_workers": 0,
+                **({"preset": None, "model_config": {}} if args.stage == "pretrain" else {}),  # start: model_dir
             },
         )
     final, info, loop = common.train_summary(run["state"]), run["run_info"], clock.steady(0)
@@ -211,6 +266,63 @@ def run_sft(mode: str, model_dir: Path, data: str, output_dir: Path, args, max_s
         "loss_first": info["train_loss_first"],
         "loss_last": info["train_loss_last"],
     }
+
+
+def run_minimind(model_dir: Path, data: str, args, max_steps: int = -1) -> dict:
+    """MiniMind's ``train_full_sft.py`` design, written out here: every chat right-padded to
+    ``max_length`` (its SFTDataset), the model called without an attention mask (causal SDPA over
+    the whole row; trailing padding cannot reach real tokens), logits at every position, the
+    loss-masked mean cross-entropy, AdamW with the recipe's learning rate and weight decay, clipping
+    at 1.0. Same records, labels (our builder's masks), model and rows per step."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    from minimind_hf.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    rows = build_rows(data, tokenizer, args.stage, args.max_length)[0]
+    torch.manual_seed(args.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa").train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+    order = list(range(len(rows)))
+    random.Random(args.seed).shuffle(order)
+    batches = [order[i : i + args.batch] for i in range(0, len(order), args.batch)]
+    batches = batches[:max_steps] if max_steps > 0 else batches
+    losses, width = [], args.max_length
+    wall, cpu = time.perf_counter(), time.process_time()
+    for batch in batches:
+        input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        for row, index in enumerate(batch):
+            ids, labs = rows[index]["input_ids"], rows[index]["labels"]
+            input_ids[row, : len(ids)], labels[row, : len(labs)] = torch.tensor(ids), torch.tensor(labs)
+        logits = model(input_ids=input_ids).logits
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        "train_runtime_s": wall,
+        "loop_wall_s": wall,
+        "loop_cpu_s": cpu,
+        "steps": len(batches),
+        "positions": sum(len(b) for b in batches) * width,
+        "supervised_tokens": sum(int((torch.tensor(rows[i]["labels"][1:]) != -100).sum()) for b in batches for i in b),
+        "loss_first": round(losses[0], 4),
+        "loss_last": round(losses[-1], 4),
+    }
+
+
+def run_mode(mode: str, model_dir: Path, data: str, output_dir: Path, args, max_steps: int = -1) -> dict:
+    if mode == "minimind":
+        return run_minimind(model_dir, data, args, max_steps)
+    return run_sft(mode, model_dir, data, output_dir, args, max_steps)
 
 
 OP_CATEGORIES = (  # torch.profiler op name fragments -> where the time goes
@@ -235,27 +347,33 @@ def profile_modes(model_dir: Path, data: str, args, max_batches: int = 12) -> di
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM
 
-    from minimind_hf.data.sources import load_records
-    from minimind_hf.data.text import CausalLMCollator, SFTOptions, build_sft_dataset, pack
+    from minimind_hf.data.text import CausalLMCollator, pack
     from minimind_hf.tokenizer import load_tokenizer
+    from minimind_hf.training.attention import DOCUMENT_SDPA
+    from minimind_hf.training.supervised_head import head_on_supervised_positions
 
     tokenizer = load_tokenizer(model_dir)
-    records, report = load_records(data, "sft")
-    rows = build_sft_dataset(records, tokenizer, SFTOptions(max_length=args.max_length), report)
+    rows = build_rows(data, tokenizer, args.stage, args.max_length)[0]
     collate = CausalLMCollator(pad_token_id=tokenizer.pad_token_id)
     model = AutoModelForCausalLM.from_pretrained(model_dir).train()
+
+    def step(batch):  # what the stage's trainer does (minimind_hf.training.text)
+        with head_on_supervised_positions(model, batch["labels"]) as loss_kwargs:
+            model(**batch, **loss_kwargs).loss.backward()
+
     out = {}
     for mode, dataset in (("padded", rows), ("packed", pack(rows, args.max_length))):
+        model.set_attn_implementation(DOCUMENT_SDPA if mode == "packed" else "sdpa")
         order = list(range(len(dataset)))
         random.Random(args.seed).shuffle(order)
         batches = [collate([dataset[j] for j in order[i : i + args.batch]]) for i in range(0, len(order), args.batch)][
             :max_batches
         ]
-        model(**batches[0]).loss.backward()  # warm
+        step(batches[0])  # warm
         with common.quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
             for batch in batches:
                 model.zero_grad(set_to_none=True)
-                model(**batch).loss.backward()
+                step(batch)
         positions = sum(b["input_ids"].numel() for b in batches)
         real = sum(int((b["input_ids"] != tokenizer.pad_token_id).sum()) for b in batches)
         spent = collections.Counter()
@@ -285,9 +403,8 @@ def explain_profile(prof: dict) -> str:
     return (
         f"profile, CPU microseconds per computed position, padded -> packed: {'; '.join(parts)}. Per real token: "
         f"{a['us_per_real_token']} -> {b['us_per_real_token']} (mean row width {a['mean_row_width']} -> "
-        f"{b['mean_row_width']}). Packing removes the padding positions; SDPA on CPU computes the full "
-        "row x row score matrix of a packed row (its block-diagonal mask hides the cross-chat part but does "
-        "not skip it), so attention per position grows with the row length instead of the chat length"
+        f"{b['mean_row_width']}). Packing removes the padding positions; packed rows attend document by "
+        "document (document_sdpa) and both modes run the output head on supervised positions only"
     )
 
 
@@ -342,6 +459,26 @@ def record_figures(result, runs: dict, stats: dict, args) -> float | None:
             TARGET,
             ratio,
         )
+    if "packed" in runs and "minimind" in runs:
+        vs_minimind = result["figures"]["packed_vs_minimind_supervised_tokens_per_s"] = paired("packed", "minimind")
+        result.target(
+            "packed_vs_minimind",
+            f"packed / MiniMind-style pad-to-max_length loop, supervised tokens/s ({args.clock} clock, paired median)",
+            TARGET_VS_MINIMIND,
+            vs_minimind,
+        )
+    if "packed" in runs and "separate" in runs:
+        cost = round(1 / paired("packed", "separate"), 4)
+        result["figures"]["packed_cost_per_real_token_vs_separate"] = cost
+        result.target(
+            "packed_vs_separate",
+            "packed CPU time per real token / the same chats run one per forward pass (unpadded)",
+            TARGET_VS_SEPARATE,
+            cost,
+            higher_is_better=False,
+        )
+    if "compiled" in runs and "packed" in runs:
+        result["figures"]["compiled_vs_packed_supervised_tokens_per_s"] = paired("compiled", "packed")
     if "grouped" in runs and "padded" in runs:
         result["figures"]["grouped_vs_padded_supervised_tokens_per_s"] = paired("grouped")
         if "packed" in runs:
@@ -355,8 +492,8 @@ def main(argv=None) -> dict:
     result = common.start(
         args,
         "train",
-        "SFT training throughput through minimind_hf.cli.train: padded vs packed",
-        recipe="recipes/sft.yaml",
+        f"{args.stage} training throughput through minimind_hf.cli.train: padded vs packed vs MiniMind's loop",
+        recipe=f"recipes/{args.stage}.yaml",
         budget="one epoch over the same records (same samples, same supervised tokens) per timed run",
     )
     import datasets
@@ -368,22 +505,19 @@ def main(argv=None) -> dict:
     datasets.config.HF_DATASETS_CACHE = work / "hf_datasets"  # keep Arrow caches out of the user's cache
     try:
         with common.temporary_env(MINIMIND_HF_HOME=work / "home"):
-            data = str(work / "sft_skewed.jsonl")
-            with open(data, "w", encoding="utf-8") as f:
-                for record in skewed_sft_records(args.records, args.seed):
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            data = write_records(work / f"{args.stage}_skewed.jsonl", args)
             model_dir = work / "fresh_model"
             result["config"]["model"] = fresh_model_dir(model_dir, args)
-            stats = data_stats(data, load_tokenizer(model_dir), args.max_length, args.batch)
+            stats = data_stats(data, load_tokenizer(model_dir), args.stage, args.max_length, args.batch)
             result["figures"]["data"] = stats
 
             for mode in args.modes:  # warm-up: kernels, allocator, tokenizer and dataset caches
-                run_sft(mode, model_dir, data, work / f"warmup_{mode}", args, max_steps=max(1, args.warmup_steps))
+                run_mode(mode, model_dir, data, work / f"warmup_{mode}", args, max_steps=max(1, args.warmup_steps))
             runs = {mode: [] for mode in args.modes}
             for repeat in range(args.repeats):
                 order = args.modes if repeat % 2 == 0 else args.modes[::-1]
                 for mode in order:
-                    runs[mode].append(run_sft(mode, model_dir, data, work / f"{mode}_{repeat}", args))
+                    runs[mode].append(run_mode(mode, model_dir, data, work / f"{mode}_{repeat}", args))
             ratio = record_figures(result, runs, stats, args)
             if ratio is not None and (ratio < TARGET or args.profile):
                 result["figures"]["profile"] = prof = profile_modes(model_dir, data, args)

@@ -674,7 +674,8 @@ def run_recipe(recipe: str | Path, overrides: dict, keep_output: bool = False) -
 
     argv = [str(recipe)]
     for key, value in overrides.items():
-        argv += [f"--{key}", json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value)]
+        typed = value is None or isinstance(value, (bool, list, dict))  # YAML reads JSON's spelling
+        argv += [f"--{key}", json.dumps(value) if typed else str(value)]
     log = io.StringIO()
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         code = train_main(argv)

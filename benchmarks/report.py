@@ -188,7 +188,21 @@ def cuda(r: dict) -> str:
     return md(rows)
 
 
-RENDER = {"data": data, "train": train, "model": model, "generate": generate, "memory": memory, "cuda": cuda}
+def startup(r: dict) -> str:
+    seconds = r["figures"]["seconds"]
+    torch_import = seconds["import torch"]
+    return md([{"case": k, "seconds": v, "vs import torch": round(v / torch_import, 2)} for k, v in seconds.items()])
+
+
+RENDER = {
+    "startup": startup,
+    "data": data,
+    "train": train,
+    "model": model,
+    "generate": generate,
+    "memory": memory,
+    "cuda": cuda,
+}
 
 
 def main(argv=None) -> int:

@@ -15,10 +15,7 @@ from pathlib import Path
 
 import torch
 
-
-class ModelLoadError(ValueError):
-    """A model folder that cannot be loaded exactly: names the folder, the file or the tensors."""
-
+from .errors import ModelLoadError  # noqa: F401  (raised here; importable from utils as before)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Side files next to a model folder's weights: how it was trained / where it was imported from.

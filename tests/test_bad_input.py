@@ -74,14 +74,18 @@ def test_a_single_path_string_is_one_file_not_its_characters(tmp_path):
 
 def test_wrong_typed_values_are_all_reported_before_any_work(capsys, no_heavy_work):
     path = Path(SFT)
-    code, err = run([path, "--learning_rate", "fast", "--max_steps", "abc", "--max_length", "long"], capsys)
+    # Our own keys are checked first, before torch is imported: all of them at once ...
+    code, err = run([path, "--learning_rate", "fast", "--packing", "maybe", "--max_length", "long"], capsys)
     assert code == 2
-    assert "learning_rate: expected float, got 'fast'" in err
-    assert "max_steps: expected int, got 'abc'" in err and "max_length: expected int, got 'long'" in err
+    assert "packing: expected bool, got 'maybe'" in err and "max_length: expected int, got 'long'" in err
+    # ... then the trainer's arguments, all at once too.
+    code, err = run([PRETRAIN, "--learning_rate", "fast", "--max_steps", "abc"], capsys)
+    assert code == 2
+    assert "learning_rate: expected float, got 'fast'" in err and "max_steps: expected int, got 'abc'" in err
 
 
 def test_a_bad_choice_names_the_valid_ones(capsys, no_heavy_work):
-    code, err = run([SFT, "--lr_scheduler_type", "cosinus"], capsys)
+    code, err = run([PRETRAIN, "--lr_scheduler_type", "cosinus"], capsys)
     assert code == 2 and "cosinus is not a valid SchedulerType" in err and "cosine_with_min_lr" in err
 
 
@@ -122,9 +126,14 @@ def test_model_config_refuses_sizes_that_would_be_floored():
 
 
 def test_missing_files_and_other_problems_are_reported_together(tmp_path, capsys, no_heavy_work):
-    code, err = run([PRETRAIN, "--train_files", tmp_path / "nope.jsonl", "--model_config", "{hiden_size: 64}"], capsys)
+    # The first pass (before torch is imported) lists all its problems at once ...
+    missing = ["--train_files", tmp_path / "nope.jsonl", "--model_name_or_path", tmp_path / "no_model"]
+    code, err = run([PRETRAIN, *missing], capsys)
     assert code == 2 and "2 problems" in err
-    assert f"train_files: {tmp_path / 'nope.jsonl'}: no such file" in err and "hiden_size" in err
+    assert f"train_files: {tmp_path / 'nope.jsonl'}: no such file" in err and "no_model not found" in err
+    # ... and so does the second, for what needs the model code.
+    code, err = run([PRETRAIN, "--model_config", "{hiden_size: 64}", "--use_lora", "true"], capsys)
+    assert code == 2 and "2 problems" in err and "hiden_size" in err and "use_lora" in err
 
 
 # ----------------------------------------------------------------------------- data

@@ -3,10 +3,20 @@
 import json
 from pathlib import Path
 
+import pytest
 from bench_helpers import run_to_file  # puts the repository root (benchmarks/) on the path
 
 from benchmarks import __main__ as suite
-from benchmarks import bench_cuda, bench_data, bench_generate, bench_grpo, bench_memory, bench_model, bench_train
+from benchmarks import (
+    bench_cuda,
+    bench_data,
+    bench_generate,
+    bench_grpo,
+    bench_memory,
+    bench_model,
+    bench_startup,
+    bench_train,
+)
 
 
 def test_bench_data_smoke(tmp_path):
@@ -72,21 +82,26 @@ def _check_result(path: Path, summary: dict, name: str) -> dict:
     return result
 
 
-def test_bench_train_smoke(tmp_path):
-    summary = bench_train.main(["--quick", "--records", "32", "--out", str(tmp_path)])
+@pytest.mark.parametrize("stage", ["sft", "pretrain"])
+def test_bench_train_smoke(tmp_path, stage):
+    summary = bench_train.main(["--quick", "--stage", stage, "--records", "32", "--out", str(tmp_path)])
     result = _check_result(tmp_path / "train.json", summary, "train")
     figures = result["figures"]
-    for mode in ("padded", "packed"):
+    for mode in ("padded", "packed", "minimind", "separate"):
         assert {"tokens_per_s", "supervised_tokens_per_s", "samples_per_s", "steps", "padding_fraction"} <= set(
             figures[mode]
         )
+    # MiniMind's loop pads every chat to max_length; one chat per forward pass has no padding
+    assert figures["minimind"]["computed_positions"] == figures["data"]["rows"] * 256
+    assert figures["separate"]["padding_fraction"] == 0.0
+    assert figures["minimind"]["supervised_tokens_reported"] == figures["data"]["supervised_tokens"]
     # the same budget: both modes trained on the same supervised tokens, packing took fewer steps
     in_loss = figures["data"]["supervised_tokens_in_loss"]
     assert in_loss["padded"] == in_loss["packed"] == figures["data"]["supervised_tokens"] > 0
     assert figures["packed"]["steps"] < figures["padded"]["steps"]
     assert figures["data"]["records"] == 32 and 0 < figures["data"]["rows"] <= 32
     assert "packed_vs_padded_supervised_tokens_per_s" in figures
-    assert [t["name"] for t in result["targets"]] == ["packed_vs_padded"]
+    assert [t["name"] for t in result["targets"]] == ["packed_vs_padded", "packed_vs_minimind", "packed_vs_separate"]
 
 
 def test_bench_grpo_smoke(tmp_path):
@@ -142,9 +157,23 @@ def test_bench_cuda_smoke(tmp_path):
     import torch
 
     if torch.cuda.is_available():
-        assert result["measured"] and "pretrain_eager" in result["figures"]
+        assert result["measured"] and any(k.startswith("pretrain_eager_") for k in result["figures"])
     else:
         assert result["measured"] is False and result["reason"] == "no CUDA device" and result["target_met"] is None
+
+
+def test_bench_cuda_code_path_at_toy_size_on_cpu(tmp_path):
+    """The GPU script's own code path (every run kind, real entry point), on CPU with --allow-cpu."""
+    summary = bench_cuda.main(["--quick", "--allow-cpu", "--no-compile", "--steps", "3", "--out", str(tmp_path)])
+    figures = _check_result(tmp_path / "cuda.json", summary, "cuda")["figures"]
+    runs = {k: f for k, f in figures.items() if isinstance(f, dict) and "tokens_per_s" in f}
+    assert set(runs) == {
+        "pretrain_eager_sdpa",
+        "pretrain_eager_document_sdpa",
+        f"sft_eager_{figures['best_attention']}",
+    }
+    for fig in runs.values():
+        assert fig["tokens_per_s"] > 0 and fig["steps"] == 3 and fig["flops"]["flops_per_token"] > 0
 
 
 def test_benchmark_suite_runner(tmp_path):
@@ -152,3 +181,11 @@ def test_benchmark_suite_runner(tmp_path):
     index = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert set(index["benchmarks"]) == {"cuda"} and (tmp_path / "cuda.json").is_file()
     assert suite.benchmark_argv("data", suite.parse_args(["--quick", "--out", "x"]))[:2] == ["--output", "x/data.json"]
+
+
+def test_bench_startup_smoke(tmp_path):
+    summary = bench_startup.main(["--quick", "--out", str(tmp_path)])
+    result = _check_result(tmp_path / "startup.json", summary, "startup")
+    seconds = result["figures"]["seconds"]
+    assert set(seconds) == set(bench_startup.CASES) and all(s > 0 for s in seconds.values())
+    assert len(result["targets"]) == 4

@@ -53,3 +53,36 @@ def test_train_help_lists_every_recipe_key_with_its_help(capsys):
             line = next((line for line in lines if line.startswith(f"  {field.name} (default ")), None)
             assert line is not None, f"{group.__name__}.{field.name} is missing from --help"
             assert field.metadata.get("help") and line.endswith(field.metadata["help"]), field.name
+
+
+FAST_START = """
+import json, sys
+from minimind_hf.cli.train import main
+
+heavy = lambda: sorted(m for m in ("torch", "transformers", "deepspeed", "datasets") if m in sys.modules)
+seen = {"import": heavy()}
+seen["help"] = [main(["--help"]), heavy()]
+seen["bad value"] = [main([sys.argv[1], "--packing", "maybe", "--train_files", "nope.jsonl"]), heavy()]
+seen["missing file"] = [main([sys.argv[1], "--train_files", "nope.jsonl"]), heavy()]
+from transformers import AutoConfig, AutoModelForCausalLM  # the registration follows transformers in
+seen["registered"] = [AutoConfig.for_model("minimind").model_type, AutoModelForCausalLM._model_mapping[
+    type(AutoConfig.for_model("minimind"))].__name__, AutoConfig.for_model("minimind-v").model_type]
+print(json.dumps(seen))
+"""
+
+
+def test_help_and_recipe_checks_finish_before_torch_is_imported(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "pretrain.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", FAST_START, str(recipe)], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["import"] == [] and seen["help"] == [0, []]
+    assert seen["bad value"] == [2, []] and seen["missing file"] == [2, []]
+    assert "packing: expected bool, got 'maybe'" in done.stderr and "nope.jsonl: no such file" in done.stderr
+    assert seen["registered"] == ["minimind", "MiniMindForCausalLM", "minimind-v"]

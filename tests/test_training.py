@@ -44,8 +44,8 @@ def chain(tmp_path_factory):
 # ----------------------------------------------------------------------------- recipes
 
 
-def test_unknown_key_lists_valid_keys(capsys):
-    assert main([str(RECIPES / "sft.yaml"), "--learning_rat", "1e-3"]) == 2
+def test_unknown_key_lists_valid_keys(capsys, tmp_path):
+    assert main([str(RECIPES / "sft.yaml"), "--model_name_or_path", str(tmp_path), "--learning_rat", "1e-3"]) == 2
     err = capsys.readouterr().err
     assert "unknown recipe key(s): learning_rat (did you mean learning_rate" in err
     assert "Valid keys:" in err and "lora_target_modules" in err and "per_device_train_batch_size" in err
@@ -88,8 +88,8 @@ def test_overrides_are_typed_and_win():
     assert inputs.training_args.lr_scheduler_type == "cosine" and not inputs.training_args.lr_scheduler_kwargs
 
 
-def test_lora_with_tune_llm_is_an_error(capsys):
-    assert main([str(RECIPES / "lora.yaml"), "--tune_llm", "true"]) == 2
+def test_lora_with_tune_llm_is_an_error(capsys, tmp_path):
+    assert main([str(RECIPES / "lora.yaml"), "--model_name_or_path", str(tmp_path), "--tune_llm", "true"]) == 2
     assert "use_lora with tune_llm=true" in capsys.readouterr().err
 
 

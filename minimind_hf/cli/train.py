@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         print(recipe_help() if argv else USAGE)
         return 0 if argv else 2
     from ..data.report import DataError
+    from ..errors import ModelLoadError
     from ..training.args import RecipeError
     from ..training.recipe import parse, validate
     from ..training.stages import stage_module
-    from ..utils import ModelLoadError
 
     try:
-        inputs = parse(argv[0], argv[1:])
+        inputs = parse(argv[0], argv[1:], check_paths=True)  # paths before torch is imported
         validate(inputs)
         from transformers import set_seed
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..utils import print_main, set_generation_defaults
 from .args import AdapterArguments, RecipeError
 
 # Every attention and MLP projection of the decoder layers (module names as PEFT sees them).
@@ -78,12 +77,16 @@ def set_vlm_trainable(model, inputs):
     if not trainable:
         raise RecipeError("nothing to train: enable tune_projector, tune_llm, tune_vision or use_lora")
     total = sum(p.numel() for p in model.parameters())
+    from ..utils import print_main  # utils imports torch: recipe checks use this module before that
+
     print_main(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     return model
 
 
 def save_merged(model, tokenizer, output_dir: str, processor=None) -> str:
     """LoRA folded into the base weights: a plain full model folder under output_dir/merged."""
+    from ..utils import set_generation_defaults
+
     merged_dir = f"{output_dir}/merged"
     merged = model.merge_and_unload()
     set_generation_defaults(merged, tokenizer)

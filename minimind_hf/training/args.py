@@ -109,6 +109,23 @@ class DataArguments:
             "help": "Data seed = seed + this: embedded data, mixture sampling, chat augmentation, grpo thinking split."
         },
     )
+    replay_files: list = field(
+        default_factory=list,
+        metadata={
+            "help": "sft / lora / distill: pretraining text (same forms as train_files) replayed among the chats "
+            "so fine-tuning does not forget language; see replay_ratio."
+        },
+    )
+    replay_ratio: float = field(
+        default=0.0,
+        metadata={"help": "Share (0-1) of the training rows that are replayed documents (loss on every token)."},
+    )
+
+    def __post_init__(self):
+        if not 0.0 <= self.replay_ratio < 1.0:
+            raise ValueError(f"replay_ratio must be at least 0 and below 1, got {self.replay_ratio}")
+        if self.replay_ratio > 0 and not self.replay_files:
+            raise ValueError("replay_ratio > 0 needs replay_files (the pretraining text to replay)")
 
 
 @dataclass

@@ -97,7 +97,8 @@ def load_splits(inputs: StageInputs, kind: str, build, needs: str = "train_files
 
 
 def text_datasets(inputs: StageInputs, tokenizer, kind: str):
-    """Token-level examples for pretrain (documents) or the chat stages (masked conversations)."""
+    """Token-level examples for pretrain (documents) or the chat stages (masked conversations,
+    plus replayed documents when the recipe asks)."""
     data_args = inputs.data_args
 
     def build(records, report):
@@ -105,12 +106,37 @@ def text_datasets(inputs: StageInputs, tokenizer, kind: str):
             return build_pretrain_dataset(
                 records, tokenizer, data_args.max_length, data_args.packing, report, data_args.num_proc
             )
-        examples = build_sft_dataset(
-            records, tokenizer, sft_options(data_args, inputs.data_seed), report, data_args.num_proc
-        )
-        return pack(examples, data_args.max_length) if data_args.packing else examples
+        options = sft_options(data_args, inputs.data_seed)
+        return build_sft_dataset(records, tokenizer, options, report, data_args.num_proc)
 
-    return load_splits(inputs, kind, build)
+    train, evaluation, report = load_splits(inputs, kind, build)
+    if kind == "pretrain":
+        return train, evaluation, report
+    if data_args.replay_ratio > 0:
+        train = with_replay(train, inputs, tokenizer)
+    if data_args.packing:
+        train = pack(train, data_args.max_length)
+        evaluation = pack(evaluation, data_args.max_length) if evaluation is not None else None
+    return train, evaluation, report
+
+
+def with_replay(chats, inputs: StageInputs, tokenizer):
+    """The chat rows plus replayed pretraining documents (truncated to max_length, loss on every
+    token) making up ``replay_ratio`` of the rows, drawn with the data seed (MiniMind mixes
+    pretraining text into SFT data so the model keeps its language)."""
+    import datasets
+
+    data_args = inputs.data_args
+    records, report = load_split(data_args, data_args.replay_files, "pretrain", inputs.data_seed)
+    documents = build_pretrain_dataset(records, tokenizer, data_args.max_length, False, report, data_args.num_proc)
+    wanted = round(len(chats) * data_args.replay_ratio / (1 - data_args.replay_ratio))
+    documents = documents.shuffle(seed=inputs.data_seed).select(range(min(wanted, len(documents))))
+    print_main(
+        f"replay: {len(documents)} documents from {', '.join(map(str, data_args.replay_files))} among "
+        f"{len(chats)} chats ({len(documents) / (len(documents) + len(chats)):.0%} of the rows"
+        + (f"; {wanted} wanted, the files hold {len(documents)})" if len(documents) < wanted else ")")
+    )
+    return datasets.concatenate_datasets([chats, documents.cast(chats.features)])
 
 
 def preference_datasets(inputs: StageInputs):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from ..utils import load_pretrained
 from .args import ModelArguments, RecipeError
 
 
@@ -64,6 +61,10 @@ def build_model(model_args: ModelArguments, tokenizer, stage: str):
         if model_args.attn_implementation:
             model.set_attn_implementation(**attention_kwargs(model_args))
         return model
+    import torch
+
+    from ..utils import load_pretrained
+
     return load_pretrained(starting_folder(model_args, stage), dtype=torch.float32, **attention_kwargs(model_args))
 
 

@@ -1,8 +1,16 @@
-"""A recipe YAML (plus `--key value` overrides) -> checked StageInputs for the stage's runner."""
+"""A recipe YAML (plus `--key value` overrides) -> checked StageInputs for the stage's runner.
+
+:func:`parse` first checks what needs neither torch nor transformers - the YAML, the stage, our
+own keys' values and choices, and (``check_paths=True``, as the CLI does) local data files and
+the starting folder - so a mistake there fails in a fraction of a second; then it imports the
+stage's trainer arguments (transformers / TRL, hence torch) for their keys and values.
+:func:`validate` runs every check that needs no data: the paths again, and those that need
+the model code (model_config) or the stage module.
+"""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import fields
 
 from ..data.embedded import EMBEDDED_PREFIX
 from ..data.report import DataError
@@ -28,18 +36,16 @@ ARGUMENT_GROUPS = (ModelArguments, DataArguments, AdapterArguments, DistillArgum
 
 
 def stage_defaults(stage: str) -> dict:
-    """Defaults under the recipe: MiniMind's schedule, CPU-safe numerics, our collators' columns."""
-    on_gpu = torch.cuda.is_available()
+    """Defaults under the recipe: MiniMind's schedule, our collators' columns (the device's
+    numerics are :func:`device_defaults`)."""
     defaults = {
         "lr_scheduler_type": "cosine_with_min_lr",
         "lr_scheduler_kwargs": {"min_lr_rate": 0.1},  # cosine decay to 10% of the peak, as MiniMind
         "report_to": "none",
         "logging_steps": 10,
         "save_strategy": "no",
-        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
         "activation_checkpointing": False,  # TRL's DPOConfig would default it on
         "remove_unused_columns": False,  # packed rows carry seq_lengths for the collator
-        "use_cpu": not on_gpu,
     }
     if stage in ("pretrain", "sft", "lora", "distill", "vlm_pretrain", "vlm_sft"):
         defaults["include_num_input_tokens_seen"] = "all"  # run_info's tokens_seen (rows incl. padding)
@@ -54,6 +60,14 @@ def stage_defaults(stage: str) -> dict:
         # MiniMind's train_grpo.py: CISPO (clipped importance weights, upper bound 5.0) and a k3 KL of 0.1.
         defaults.update(loss_type="cispo", epsilon_high=5.0, beta=0.1)
     return defaults
+
+
+def device_defaults() -> dict:
+    """bf16 where the GPU has it, the CPU where there is no GPU."""
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    return {"bf16": on_gpu and torch.cuda.is_bf16_supported(), "use_cpu": not on_gpu}
 
 
 def training_args_class(stage: str):
@@ -74,7 +88,7 @@ def training_args_class(stage: str):
     return TrainingArguments
 
 
-def parse(path: str, overrides: list[str]):
+def parse(path: str, overrides: list[str], check_paths: bool = False):
     recipe = read_recipe(path, overrides)
     stage = recipe.get("stage")
     if stage == "ppo":
@@ -94,6 +108,10 @@ def parse(path: str, overrides: list[str]):
     if stage == "grpo" and recipe.get("loss_type", "cispo") != "cispo":
         defaults.pop("epsilon_high")  # 5.0 bounds CISPO's weights; grpo / dapo clip the ratio at 1 + epsilon
     merged = {**defaults, **recipe}
+    model_args, data_args = own_arguments(merged)
+    if check_paths:
+        _raise_all(path_problems(stage, model_args, data_args))
+    merged = {**device_defaults(), **merged}
     types = (*ARGUMENT_GROUPS, training_args_class(stage))
     model_args, data_args, adapter_args, distill_args, vision_args, rl_args, training_args = split_recipe(merged, types)
     if stage == "lora" and not adapter_args.use_lora:
@@ -101,18 +119,41 @@ def parse(path: str, overrides: list[str]):
     return StageInputs(stage, model_args, data_args, adapter_args, distill_args, training_args, vision_args, rl_args)
 
 
+def own_arguments(recipe: dict):
+    """Our argument groups' values checked before torch / transformers are imported; returns
+    the model and data arguments."""
+    own = {f.name for group in ARGUMENT_GROUPS for f in fields(group) if f.init}
+    model_args, data_args, *_ = split_recipe({k: v for k, v in recipe.items() if k in own}, ARGUMENT_GROUPS)
+    return model_args, data_args
+
+
+def path_problems(stage: str, model_args, data_args) -> list[str]:
+    """Missing local data files and starting folder (no torch needed)."""
+    problems = []
+    for check in (_check_model_source, _check_data_files):
+        try:
+            check(stage, model_args, data_args)
+        except (RecipeError, DataError) as error:
+            problems.append(str(error))
+    return problems
+
+
 def validate(inputs) -> None:
     """Checks that need no data or model: fail before anything heavy is built, with every
     problem found listed at once."""
     stage_check = getattr(stage_module(inputs.stage), "check", None)
-    problems = []
-    for check in (_check_flags, _check_model_source, _check_model_config, _check_data_files, stage_check):
+    problems = path_problems(inputs.stage, inputs.model_args, inputs.data_args)
+    for check in (_check_flags, _check_model_config, stage_check):
         if check is None:
             continue
         try:
             check(inputs)
         except (RecipeError, DataError) as error:
             problems.append(str(error))
+    _raise_all(problems)
+
+
+def _raise_all(problems: list[str]) -> None:
     if len(problems) == 1:
         raise RecipeError(problems[0])
     if problems:
@@ -128,11 +169,16 @@ def _check_flags(inputs) -> None:
             )
         if inputs.training_args.max_steps <= 0:
             raise RecipeError("streaming: true needs max_steps (a stream has no length to count epochs by)")
+    if inputs.data_args.replay_ratio > 0:
+        if inputs.stage not in ("sft", "lora", "distill"):
+            raise RecipeError(f"replay_files / replay_ratio are for sft, lora and distill, not {inputs.stage!r}")
+        if inputs.data_args.streaming:
+            raise RecipeError("replay needs a materialised data set: set streaming: false")
 
 
-def _check_model_source(inputs) -> None:
-    if inputs.stage != "pretrain" or inputs.model_args.model_name_or_path:
-        require_model_path(inputs.model_args, inputs.stage)
+def _check_model_source(stage, model_args, data_args) -> None:
+    if stage != "pretrain" or model_args.model_name_or_path:
+        require_model_path(model_args, stage)
 
 
 def _check_model_config(inputs) -> None:
@@ -165,12 +211,12 @@ def _check_model_config(inputs) -> None:
         raise RecipeError(f"model_config / preset: {error}") from None
 
 
-def _check_data_files(inputs) -> None:
+def _check_data_files(stage, model_args, data_args) -> None:
     """Every local data file, folder or glob the recipe names exists (hub ids are opened later)."""
 
     missing = []
-    for key in ("train_files", "eval_files"):
-        for entry in getattr(inputs.data_args, key):
+    for key in ("train_files", "eval_files", "replay_files"):
+        for entry in getattr(data_args, key):
             path = entry.get("path") if isinstance(entry, dict) else entry
             if not isinstance(path, str) or path.startswith(EMBEDDED_PREFIX) or "$" in path:
                 continue  # built-in sets and $VARS are resolved (and checked) when the data is read
