@@ -62,6 +62,7 @@ MODES = {
     "gradients accumulated over --batch chats: the per-real-token reference",
     "compiled": "packed + torch_compile: true (opt-in; compilation inside the timed epoch)",
 }
+WARM_STEPS = 3  # steps left out of the compiled-vs-eager step-time comparison (compilation, recompiles)
 DEFAULT_MODES = ("padded", "packed", "grouped", "minimind", "separate")
 RECIPES = {stage: common.REPO_ROOT / "recipes" / f"{stage}.yaml" for stage in ("sft", "pretrain")}
 MODEL_SHAPE = dict(
@@ -256,7 +257,9 @@ def run_sft(mode: str, model_dir: Path, data: str, output_dir: Path, args, max_s
             },
         )
     final, info, loop = common.train_summary(run["state"]), run["run_info"], clock.steady(0)
+    later = clock.steady(WARM_STEPS) if loop["steps"] > WARM_STEPS else None  # compilation left out
     return {
+        "later_steps_cpu_s_per_step": later and later["cpu_seconds"] / later["steps"],
         "train_runtime_s": final["train_runtime"],
         "loop_wall_s": loop["seconds"],
         "loop_cpu_s": loop["cpu_seconds"],
@@ -479,6 +482,14 @@ def record_figures(result, runs: dict, stats: dict, args) -> float | None:
         )
     if "compiled" in runs and "packed" in runs:
         result["figures"]["compiled_vs_packed_supervised_tokens_per_s"] = paired("compiled", "packed")
+        per_step = [
+            (a["later_steps_cpu_s_per_step"], b["later_steps_cpu_s_per_step"])
+            for a, b in zip(runs["packed"], runs["compiled"])
+        ]
+        if all(a and b for a, b in per_step):
+            result["figures"][f"compiled_vs_packed_step_time_after_{WARM_STEPS}_steps"] = round(
+                common.median([a / b for a, b in per_step]), 4
+            )
     if "grouped" in runs and "padded" in runs:
         result["figures"]["grouped_vs_padded_supervised_tokens_per_s"] = paired("grouped")
         if "packed" in runs:
