@@ -41,3 +41,18 @@ def tiny_model(seed: int = 0, attn: str = "sdpa", **overrides) -> MiniMindForCau
     model = MiniMindForCausalLM(tiny_config(**overrides))
     model.set_attn_implementation(attn)
     return randomize(model, seed).eval()
+
+
+def minimind_style_tokenizer(bpe, chat_template: str, **extra):
+    """A trained `tokenizers` BPE wrapped with MiniMind's special tokens, as MiniMind ships them."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        chat_template=chat_template,
+        **extra,
+    )

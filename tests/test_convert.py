@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import minimind_style_tokenizer
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import minimind_hf  # noqa: F401  (registers the Auto classes)
 from minimind_hf import preset_config
@@ -117,16 +118,7 @@ def reference_forward(layers, embed, final_norm, output, *, heads, kv_heads, rop
     def forward(ids):
         h = embed[ids]
         for layer in layers:
-            h = h + attention(
-                rms_norm(h, layer["norm1"], eps),
-                layer["attn"],
-                heads,
-                kv_heads,
-                rope,
-                eps,
-                layer.get("q_norm"),
-                layer.get("k_norm"),
-            )
+            h = attention_block(h, layer, heads, kv_heads, rope, eps)
             x = rms_norm(h, layer["norm2"], eps)
             if "router" in layer:
                 h = h + moe(x, layer["router"], layer["experts"], layer["shared"], top_k, renormalise)
@@ -135,6 +127,12 @@ def reference_forward(layers, embed, final_norm, output, *, heads, kv_heads, rop
         return rms_norm(h, final_norm, eps) @ output.T
 
     return forward
+
+
+def attention_block(h, layer, heads, kv_heads, rope, eps):
+    """The residual attention half of a pre-norm decoder layer."""
+    normed = rms_norm(h, layer["norm1"], eps)
+    return h + attention(normed, layer["attn"], heads, kv_heads, rope, eps, layer.get("q_norm"), layer.get("k_norm"))
 
 
 def reference_greedy(forward, ids, steps):
@@ -603,15 +601,7 @@ def original_tokenizer(folder: Path, image_tokens: bool = False) -> Path:
         ["what is in this picture", "describe the image", "a red square", "hello world"] * 4, trainer
     )
     extra = {"extra_special_tokens": {"image_token": "<|image_pad|>"}} if image_tokens else {}
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        chat_template=ORIGINAL_STYLE_TEMPLATE,
-        **extra,
-    )
+    tokenizer = minimind_style_tokenizer(bpe, ORIGINAL_STYLE_TEMPLATE, **extra)
     tokenizer.save_pretrained(folder)
     assert len(tokenizer) <= VOCAB
     return folder

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from helpers import randomize
 from PIL import Image
 from test_convert import (
-    attention,
+    attention_block,
     gen1_checkpoint,
     llama_checkpoint,
     original_tokenizer,
@@ -175,16 +175,7 @@ def original_logits(state, input_ids, image_embeddings, placeholder_id, *, heads
                 i += 1
         assert image_index == image_embeddings.shape[0]
     for layer in layers:
-        h = h + attention(
-            rms_norm(h, layer["norm1"], eps),
-            layer["attn"],
-            heads,
-            kv_heads,
-            rope,
-            eps,
-            layer.get("q_norm"),
-            layer.get("k_norm"),
-        )
+        h = attention_block(h, layer, heads, kv_heads, rope, eps)
         h = h + swiglu(rms_norm(h, layer["norm2"], eps), *layer["ffn"])
     return rms_norm(h, final_norm, eps) @ output.T
 

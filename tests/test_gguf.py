@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_config, tiny_model
+from helpers import minimind_style_tokenizer, tiny_config, tiny_model
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -129,14 +129,7 @@ def minimind_format_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
         "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}"
         "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
     )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        chat_template=template,
-    )
+    tokenizer = minimind_style_tokenizer(bpe, template)
     tokenizer.save_pretrained(folder)
     return tokenizer
 
