@@ -84,6 +84,23 @@ def test_wrong_typed_values_are_all_reported_before_any_work(capsys, no_heavy_wo
     assert "learning_rate: expected float, got 'fast'" in err and "max_steps: expected int, got 'abc'" in err
 
 
+@pytest.mark.parametrize(
+    "kernel, words",
+    [
+        ("flash_attention_2", "needs a CUDA GPU and the flash_attn package"),
+        ("flex_attention", "flex_attention cannot train on the CPU"),
+        ("sdpa_fast", "expected one of 'eager', 'sdpa', 'document_sdpa'"),
+    ],
+)
+def test_attention_kernels_that_cannot_train_here_are_refused(kernel, words, capsys, no_heavy_work):
+    import torch
+
+    if torch.cuda.is_available() and kernel != "sdpa_fast":
+        pytest.skip("these kernels can train on a CUDA machine")
+    code, err = run([PRETRAIN, "--attn_implementation", kernel], capsys)
+    assert code == 2 and words in err
+
+
 def test_a_bad_choice_names_the_valid_ones(capsys, no_heavy_work):
     code, err = run([PRETRAIN, "--lr_scheduler_type", "cosinus"], capsys)
     assert code == 2 and "cosinus is not a valid SchedulerType" in err and "cosine_with_min_lr" in err

@@ -470,5 +470,11 @@ def conform(value, hint):
 
 def _describe(hint) -> str:
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    names = [getattr(o, "__name__", str(o)) for o in options if o is not type(None)]
+    names = [
+        f"one of {', '.join(map(repr, typing.get_args(o)))}"
+        if typing.get_origin(o) is typing.Literal
+        else getattr(o, "__name__", str(o))
+        for o in options
+        if o is not type(None)
+    ]
     return " or ".join(names) + (" (or null)" if type(None) in options else "")

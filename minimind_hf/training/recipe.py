@@ -143,7 +143,7 @@ def validate(inputs) -> None:
     problem found listed at once."""
     stage_check = getattr(stage_module(inputs.stage), "check", None)
     problems = path_problems(inputs.stage, inputs.model_args, inputs.data_args)
-    for check in (_check_flags, _check_model_config, stage_check):
+    for check in (_check_flags, _check_attention, _check_model_config, stage_check):
         if check is None:
             continue
         try:
@@ -174,6 +174,26 @@ def _check_flags(inputs) -> None:
             raise RecipeError(f"replay_files / replay_ratio are for sft, lora and distill, not {inputs.stage!r}")
         if inputs.data_args.streaming:
             raise RecipeError("replay needs a materialised data set: set streaming: false")
+
+
+def _check_attention(inputs) -> None:
+    """Kernels that cannot train here fail now, not with a traceback in the first step."""
+    import importlib.util
+
+    import torch
+
+    kernel = inputs.model_args.attn_implementation
+    on_cpu = not torch.cuda.is_available() or inputs.training_args.use_cpu
+    fallback = "use document_sdpa (packed rows) or sdpa"
+    if kernel in ("flash_attention_2", "flash_attention_3"):
+        package = "flash_attn" if kernel == "flash_attention_2" else "flash_attn_interface"
+        if on_cpu or importlib.util.find_spec(package) is None:
+            raise RecipeError(
+                f"attn_implementation {kernel} needs a CUDA GPU and the {package} package "
+                f"(pip install flash-attn); {fallback}"
+            )
+    if kernel == "flex_attention" and on_cpu:
+        raise RecipeError(f"attn_implementation flex_attention cannot train on the CPU (no backward pass); {fallback}")
 
 
 def _check_model_source(stage, model_args, data_args) -> None:
