@@ -6,7 +6,7 @@ are paid once); a benchmark that fails is reported and the others still run (exi
 At the end a summary table lists every target, its measured value and whether it was met,
 and ``<out>/summary.json`` indexes the run.
 
-    python -m benchmarks                    # default sizes: < 10 minutes on 2 CPU cores
+    python -m benchmarks                    # default sizes: 10-15 minutes on 2 CPU cores
     python -m benchmarks --quick            # toy sizes, about a minute: checks that everything runs; its
                                             # ratios are not meaningful (targets are judged at default sizes)
     python -m benchmarks --only train model # a subset
